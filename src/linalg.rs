@@ -1,0 +1,195 @@
+//! Matrix products, the only place where the network's time goes at scale.
+//!
+//! [`gemm`] computes `C = alpha A B + beta C` for any strides, so transposed operands such as
+//! `A[l-1]^T` in `dW = dZ A[l-1]^T` are views, never copies. The backend is the `gemm` crate
+//! (version 0.19), picked by measurement on this project's layer shapes against `matrixmultiply`
+//! (behind ndarray's `dot`) and `faer`: BENCHMARKS.md has the figures.
+//!
+//! Products run on the rayon thread pool. [`set_threads`] sets its size once per process; the
+//! backend splits a product across threads only when it is large enough to gain from it.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use ndarray::{ArrayView2, ArrayViewMut2};
+
+use crate::error::{Error, Result};
+use crate::float::Float;
+
+/// Number of threads a product may use; 0 means all of rayon's pool.
+static THREADS: AtomicUsize = AtomicUsize::new(0);
+
+/// Products with fewer multiply-adds than this run on one thread: splitting them costs more in
+/// synchronization than it saves.
+// NOTE: a first estimate; the performance benchmarks are the place to tune it.
+const PARALLEL_MIN_MULTIPLY_ADDS: usize = 1 << 20;
+
+/// Sets the number of threads for matrix products (0 means all cores).
+///
+/// The first call also sizes rayon's global pool; later calls can only lower the count below
+/// that pool's size. Results are bit-identical for a fixed thread count; a different count can
+/// change the floating-point summation order of a product and so the last bits.
+pub fn set_threads(threads: usize) {
+    // build_global fails when the pool already exists; then the existing pool stays in use.
+    let _ = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build_global();
+    THREADS.store(threads, Ordering::Relaxed);
+}
+
+/// Returns the number of threads products may use.
+pub fn threads() -> usize {
+    match THREADS.load(Ordering::Relaxed) {
+        0 => rayon::current_num_threads(),
+        n => n.min(rayon::current_num_threads()),
+    }
+}
+
+/// Computes `C = alpha A B + beta C`.
+///
+/// Shapes: `A` is `m x k`, `B` is `k x n`, `C` is `m x n`; any strides, including transposed
+/// views. With `beta = 0` the old contents of `C` are ignored, so `C` may hold NaN or garbage.
+///
+/// # Errors
+///
+/// [`Error::Shape`] when the inner or outer dimensions disagree.
+pub fn gemm<T: Float>(
+    alpha: T,
+    a: ArrayView2<'_, T>,
+    b: ArrayView2<'_, T>,
+    beta: T,
+    c: &mut ArrayViewMut2<'_, T>,
+) -> Result<()> {
+    let (m, k) = a.dim();
+    let (k2, n) = b.dim();
+    if k != k2 || c.dim() != (m, n) {
+        return Err(Error::Shape(format!(
+            "cannot compute a {:?} matrix as the product of {:?} and {:?}",
+            c.dim(),
+            a.dim(),
+            b.dim()
+        )));
+    }
+    if m == 0 || n == 0 {
+        return Ok(());
+    }
+    if k == 0 {
+        // An empty sum: C = beta C.
+        if beta == T::zero() {
+            c.fill(T::zero());
+        } else {
+            c.map_inplace(|x| *x = *x * beta);
+        }
+        return Ok(());
+    }
+
+    let threads = threads();
+    let parallelism = if threads > 1 && m * n * k >= PARALLEL_MIN_MULTIPLY_ADDS {
+        gemm::Parallelism::Rayon(threads)
+    } else {
+        gemm::Parallelism::None
+    };
+    let a_strides = a.strides();
+    let b_strides = b.strides();
+    let c_strides = c.strides().to_vec();
+
+    // SAFETY: the three views are valid for the shapes checked above and their own strides, the
+    // backend reads `a` and `b` and writes only the m x n elements of `c`, and `c` is borrowed
+    // mutably, so it cannot alias `a` or `b`. The backend's `alpha` scales the old destination
+    // and its `beta` the product, the reverse of the BLAS names used here.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            c.as_mut_ptr(),
+            c_strides[1],
+            c_strides[0],
+            beta != T::zero(),
+            a.as_ptr(),
+            a_strides[1],
+            a_strides[0],
+            b.as_ptr(),
+            b_strides[1],
+            b_strides[0],
+            beta,
+            alpha,
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::{Array2, array};
+
+    fn naive(a: &Array2<f64>, b: &Array2<f64>) -> Array2<f64> {
+        let mut c = Array2::zeros((a.nrows(), b.ncols()));
+        for i in 0..a.nrows() {
+            for j in 0..b.ncols() {
+                for p in 0..a.ncols() {
+                    c[[i, j]] += a[[i, p]] * b[[p, j]];
+                }
+            }
+        }
+        c
+    }
+
+    fn filled(rows: usize, cols: usize, seed: u64) -> Array2<f64> {
+        let mut rng = crate::rng::Rng::new(seed);
+        Array2::from_shape_fn((rows, cols), |_| rng.normal())
+    }
+
+    #[test]
+    fn gemm_matches_naive_with_transposes() {
+        let a = filled(37, 19, 1);
+        let b = filled(23, 19, 2);
+        let mut c = filled(37, 23, 3);
+        let expected = naive(&a, &b.t().to_owned()) * 2.0 + &c * 0.5;
+        gemm(2.0, a.view(), b.t(), 0.5, &mut c.view_mut()).unwrap();
+        for (x, y) in c.iter().zip(expected.iter()) {
+            assert!((x - y).abs() < 1e-12, "{x} vs {y}");
+        }
+    }
+
+    #[test]
+    fn gemm_beta_zero_ignores_nan() {
+        let a = array![[1.0f32, 2.0], [3.0, 4.0]];
+        let mut c = Array2::from_elem((2, 2), f32::NAN);
+        gemm(1.0, a.view(), a.view(), 0.0, &mut c.view_mut()).unwrap();
+        assert_eq!(c, array![[7.0, 10.0], [15.0, 22.0]]);
+    }
+
+    #[test]
+    fn gemm_large_parallel_matches_naive() {
+        let a = filled(130, 140, 4);
+        let b = filled(140, 120, 5);
+        let mut c = Array2::zeros((130, 120));
+        gemm(1.0, a.view(), b.view(), 0.0, &mut c.view_mut()).unwrap();
+        let expected = naive(&a, &b);
+        for (x, y) in c.iter().zip(expected.iter()) {
+            assert!((x - y).abs() < 1e-10);
+        }
+    }
+
+    #[test]
+    fn gemm_empty_inner_dimension_scales_c() {
+        let a = Array2::<f64>::zeros((2, 0));
+        let b = Array2::<f64>::zeros((0, 3));
+        let mut c = Array2::from_elem((2, 3), 4.0);
+        gemm(1.0, a.view(), b.view(), 0.5, &mut c.view_mut()).unwrap();
+        assert!(c.iter().all(|&x| x == 2.0));
+    }
+
+    #[test]
+    fn gemm_shape_mismatch_is_error() {
+        let a = Array2::<f64>::zeros((2, 3));
+        let mut c = Array2::<f64>::zeros((2, 2));
+        let err = gemm(1.0, a.view(), a.view(), 0.0, &mut c.view_mut()).unwrap_err();
+        assert!(matches!(err, Error::Shape(_)));
+    }
+}
