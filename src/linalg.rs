@@ -77,7 +77,7 @@ pub fn gemm<T: Float>(
         if beta == T::zero() {
             c.fill(T::zero());
         } else {
-            c.map_inplace(|x| *x = *x * beta);
+            c.map_inplace(|x| *x *= beta);
         }
         return Ok(());
     }

@@ -1,0 +1,300 @@
+//! A dense (fully connected) layer: `Z = W A_prev + broadcast(b)`, `A = g(Z)`.
+//!
+//! Shapes for a layer of `n_out` units after a layer of `n_in`, on a batch of `m` columns:
+//! `W` is `n_out x n_in`, `b` has `n_out` entries, `A_prev` is `n_in x m`, and `Z`, `A` are
+//! `n_out x m`. The backward pass, given `dZ = ∂J/∂Z`:
+//!
+//! - `dW = dZ A_prev^T` (`n_out x n_in`)
+//! - `db = Σ over columns of dZ` (`n_out`)
+//! - `dA_prev = W^T dZ` (`n_in x m`)
+//!
+//! The transposes are strided views passed to [`crate::linalg::gemm`], never copies.
+//!
+//! ```
+//! use feedforward::{Activation, Dense};
+//! use ndarray::array;
+//!
+//! let layer = Dense::new(array![[1.0, -1.0]], array![0.5], Activation::Relu).unwrap();
+//! let a = layer.forward(array![[3.0, 1.0], [1.0, 2.0]].view()).unwrap();
+//! assert_eq!(a, array![[2.5, 0.0]]);
+//! ```
+
+use std::fmt;
+
+use ndarray::{Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2, Axis, Zip};
+
+use crate::activation::Activation;
+use crate::error::{Error, Result};
+use crate::float::Float;
+use crate::init::Init;
+use crate::linalg::gemm;
+use crate::rng::Rng;
+
+/// A dense layer: weights `W` (`n_out x n_in`), bias `b` (`n_out`) and an activation.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Dense<T> {
+    weights: Array2<T>,
+    bias: Array1<T>,
+    activation: Activation,
+}
+
+impl<T: Float> Dense<T> {
+    /// Creates a layer from its parameters.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Shape`] when `bias` does not have one entry per row of `weights` or a
+    /// dimension is zero; [`Error::Config`] for invalid activation parameters.
+    pub fn new(weights: Array2<T>, bias: Array1<T>, activation: Activation) -> Result<Self> {
+        if weights.nrows() != bias.len() {
+            return Err(Error::Shape(format!(
+                "a {:?} weight matrix needs {} biases, not {}",
+                weights.dim(),
+                weights.nrows(),
+                bias.len()
+            )));
+        }
+        if weights.is_empty() {
+            return Err(Error::Shape(format!(
+                "a layer needs at least one input and one output, not a {:?} weight matrix",
+                weights.dim()
+            )));
+        }
+        activation.validate()?;
+        Ok(Dense {
+            weights,
+            bias,
+            activation,
+        })
+    }
+
+    /// Creates a layer of `n_out` units after `n_in`, with weights from `init` and zero biases.
+    ///
+    /// # Errors
+    ///
+    /// As [`Dense::new`]: zero widths and invalid activation parameters.
+    pub fn random(
+        n_in: usize,
+        n_out: usize,
+        activation: Activation,
+        init: Init,
+        rng: &mut Rng,
+    ) -> Result<Self> {
+        if n_in == 0 || n_out == 0 {
+            return Err(Error::Config(format!(
+                "a layer needs at least one input and one output, not {n_in} -> {n_out}"
+            )));
+        }
+        Dense::new(
+            init.weights(n_in, n_out, rng),
+            Array1::zeros(n_out),
+            activation,
+        )
+    }
+
+    /// Number of inputs, `n_in`.
+    pub fn inputs(&self) -> usize {
+        self.weights.ncols()
+    }
+
+    /// Number of units, `n_out`.
+    pub fn outputs(&self) -> usize {
+        self.weights.nrows()
+    }
+
+    /// The activation `g`.
+    pub fn activation(&self) -> Activation {
+        self.activation
+    }
+
+    /// The weights `W`, `n_out x n_in`.
+    pub fn weights(&self) -> ArrayView2<'_, T> {
+        self.weights.view()
+    }
+
+    /// The bias `b`, `n_out` entries.
+    pub fn bias(&self) -> ArrayView1<'_, T> {
+        self.bias.view()
+    }
+
+    /// The weights for in-place updates; the shape cannot change.
+    pub fn weights_mut(&mut self) -> ArrayViewMut2<'_, T> {
+        self.weights.view_mut()
+    }
+
+    /// The bias for in-place updates; the shape cannot change.
+    pub fn bias_mut(&mut self) -> ArrayViewMut1<'_, T> {
+        self.bias.view_mut()
+    }
+
+    /// Number of parameters, `n_out (n_in + 1)`.
+    pub fn parameter_count(&self) -> usize {
+        self.weights.len() + self.bias.len()
+    }
+
+    fn check_input(&self, input: &ArrayView2<'_, T>) -> Result<()> {
+        if input.nrows() != self.inputs() {
+            return Err(Error::Shape(format!(
+                "layer {self} expects {} input rows, got a {:?} batch",
+                self.inputs(),
+                input.dim()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Writes `Z = W A_prev + broadcast(b)` into `z` (`n_out x m`).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Shape`] when `input` is not `n_in x m` or `z` is not `n_out x m`.
+    pub fn affine_into(
+        &self,
+        input: ArrayView2<'_, T>,
+        z: &mut ArrayViewMut2<'_, T>,
+    ) -> Result<()> {
+        self.check_input(&input)?;
+        gemm(T::one(), self.weights.view(), input, T::zero(), z)?;
+        for (mut row, &b) in z.rows_mut().into_iter().zip(self.bias.iter()) {
+            row.mapv_inplace(|x| x + b);
+        }
+        Ok(())
+    }
+
+    /// Returns `A = g(W A_prev + b)` for an `n_in x m` input.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Shape`] when `input` does not have `n_in` rows.
+    pub fn forward(&self, input: ArrayView2<'_, T>) -> Result<Array2<T>> {
+        let mut a = Array2::zeros((self.outputs(), input.ncols()));
+        self.affine_into(input, &mut a.view_mut())?;
+        self.activation.forward_inplace(a.view_mut());
+        Ok(a)
+    }
+
+    /// Computes `dW = dZ A_prev^T`, `db = Σ_columns dZ` and, when `input_grad` is given,
+    /// `dA_prev = W^T dZ`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Shape`] when a shape disagrees with `n_in`, `n_out` or the batch size.
+    pub fn backward_into(
+        &self,
+        input: ArrayView2<'_, T>,
+        dz: ArrayView2<'_, T>,
+        weights_grad: &mut ArrayViewMut2<'_, T>,
+        bias_grad: &mut ArrayViewMut1<'_, T>,
+        input_grad: Option<&mut ArrayViewMut2<'_, T>>,
+    ) -> Result<()> {
+        self.check_input(&input)?;
+        if dz.nrows() != self.outputs() || dz.ncols() != input.ncols() {
+            return Err(Error::Shape(format!(
+                "layer {self}: dZ is {:?} but should be {:?}",
+                dz.dim(),
+                (self.outputs(), input.ncols())
+            )));
+        }
+        if bias_grad.len() != self.outputs() {
+            return Err(Error::Shape(format!(
+                "layer {self}: db has {} entries but should have {}",
+                bias_grad.len(),
+                self.outputs()
+            )));
+        }
+        gemm(T::one(), dz, input.t(), T::zero(), weights_grad)?;
+        Zip::from(bias_grad)
+            .and(dz.lanes(Axis(1)))
+            .for_each(|db, row| *db = row.sum());
+        if let Some(input_grad) = input_grad {
+            gemm(T::one(), self.weights.t(), dz, T::zero(), input_grad)?;
+        }
+        Ok(())
+    }
+}
+
+impl<T: Float> fmt::Display for Dense<T> {
+    /// A one-line summary such as `Dense(784 -> 256, relu)`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "Dense({} -> {}, {})",
+            self.inputs(),
+            self.outputs(),
+            self.activation
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::array;
+
+    fn layer() -> Dense<f64> {
+        Dense::new(
+            array![[1.0, 2.0, 3.0], [-1.0, 0.5, 0.0]],
+            array![0.5, -1.0],
+            Activation::Identity,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn forward_matches_formula() {
+        let input = array![[1.0, 0.0], [2.0, 1.0], [-1.0, 1.0]];
+        let a = layer().forward(input.view()).unwrap();
+        assert_eq!(
+            a,
+            array![[1.0 + 4.0 - 3.0 + 0.5, 5.0 + 0.5], [-1.0 + 1.0 - 1.0, -0.5]]
+        );
+    }
+
+    #[test]
+    fn backward_matches_formulas() {
+        let layer = layer();
+        let input = array![[1.0, 0.0], [2.0, 1.0], [-1.0, 1.0]];
+        let dz = array![[1.0, 2.0], [0.5, -1.0]];
+        let mut dw = Array2::zeros((2, 3));
+        let mut db = Array1::zeros(2);
+        let mut da = Array2::zeros((3, 2));
+        layer
+            .backward_into(
+                input.view(),
+                dz.view(),
+                &mut dw.view_mut(),
+                &mut db.view_mut(),
+                Some(&mut da.view_mut()),
+            )
+            .unwrap();
+        assert_eq!(dw, dz.dot(&input.t()));
+        assert_eq!(db, array![3.0, -0.5]);
+        assert_eq!(da, layer.weights().t().dot(&dz));
+    }
+
+    #[test]
+    fn wrong_input_rows_is_error() {
+        let err = layer().forward(Array2::zeros((4, 2)).view()).unwrap_err();
+        assert!(err.to_string().contains("expects 3 input rows"), "{err}");
+    }
+
+    #[test]
+    fn bias_length_and_zero_width_are_errors() {
+        assert!(
+            Dense::new(
+                Array2::<f64>::zeros((2, 3)),
+                Array1::zeros(3),
+                Activation::Relu
+            )
+            .is_err()
+        );
+        assert!(
+            Dense::<f64>::random(0, 3, Activation::Relu, Init::HeNormal, &mut Rng::new(1)).is_err()
+        );
+    }
+
+    #[test]
+    fn display_is_one_line() {
+        assert_eq!(layer().to_string(), "Dense(3 -> 2, identity)");
+    }
+}
