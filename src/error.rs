@@ -47,9 +47,9 @@ pub enum Error {
         source: std::io::Error,
     },
 
-    /// Training produced a non-finite loss.
+    /// Training produced a non-finite loss or gradient.
     #[error(
-        "training diverged: the loss became {loss} at epoch {epoch}, batch {batch}; \
+        "training diverged: the {quantity} became {value} at epoch {epoch}, batch {batch}; \
          lower the learning rate (for instance by a factor of 10) or enable gradient clipping"
     )]
     Diverged {
@@ -57,8 +57,10 @@ pub enum Error {
         epoch: usize,
         /// 1-based mini-batch within the epoch.
         batch: usize,
-        /// The non-finite loss value, printed as `NaN` or `inf`.
-        loss: f64,
+        /// What became non-finite: `loss` or `gradient norm`.
+        quantity: &'static str,
+        /// The non-finite value, printed as `NaN` or `inf`.
+        value: f64,
     },
 }
 

@@ -1,0 +1,90 @@
+//! Argument parsing and dispatch to one file per subcommand.
+
+mod data;
+mod evaluate;
+mod gradcheck;
+mod inspect;
+mod plot;
+mod predict;
+mod progress;
+mod train;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Feedforward neural networks (multilayer perceptrons) on the CPU.
+#[derive(Debug, Parser)]
+#[command(name = "feedforward", version, about, long_about = None)]
+struct Cli {
+    /// Threads for matrix products; 0 uses every core.
+    #[arg(long, global = true, default_value_t = 0, value_name = "N")]
+    threads: usize,
+
+    /// Print only results and errors: no progress bar, no log lines below warnings.
+    #[arg(long, short, global = true)]
+    quiet: bool,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Train a network on labeled data and save it; without --data, on the embedded digits.
+    Train(Box<train::Args>),
+    /// Report a saved model's loss, accuracy, confusion matrix and per-class scores.
+    Evaluate(evaluate::Args),
+    /// Write the predicted label and class probabilities of every example as CSV.
+    Predict(predict::Args),
+    /// Show a model file's layers, parameter count and training settings.
+    Inspect(inspect::Args),
+    /// Compare backpropagation's gradients with central finite differences on random data.
+    Gradcheck(gradcheck::Args),
+}
+
+/// Errors the tool reports with exit status 2 (usage) rather than 1 (data or a failed check).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// Parses the arguments, runs the subcommand and turns its outcome into an exit status.
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    let level = if cli.quiet { "warn" } else { "info" };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level))
+        .format_timestamp(None)
+        .format_target(false)
+        .init();
+    feedforward::linalg::set_threads(cli.threads);
+
+    let outcome = match cli.command {
+        Command::Train(args) => train::run(*args, cli.quiet),
+        Command::Evaluate(args) => evaluate::run(args),
+        Command::Predict(args) => predict::run(args),
+        Command::Inspect(args) => inspect::run(args),
+        Command::Gradcheck(args) => gradcheck::run(args),
+    };
+    match outcome {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            if is_usage_error(&error) {
+                ExitCode::from(2)
+            } else {
+                ExitCode::from(1)
+            }
+        }
+    }
+}
+
+/// True for errors in what the user typed, as opposed to errors in the data they named.
+fn is_usage_error(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause.is::<UsageError>()
+            || matches!(
+                cause.downcast_ref::<feedforward::Error>(),
+                Some(feedforward::Error::Config(_))
+            )
+    })
+}
