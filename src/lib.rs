@@ -9,6 +9,7 @@ pub mod init;
 pub mod layer;
 pub mod linalg;
 pub mod network;
+pub mod optim;
 pub mod rng;
 
 pub use activation::Activation;
@@ -19,4 +20,7 @@ pub use gradcheck::{TensorCheck, check_gradients};
 pub use init::Init;
 pub use layer::Dense;
 pub use network::{ForwardCache, Gradients, Network};
+pub use optim::{
+    Optimizer, OptimizerConfig, Schedule, StateTensor, add_l2_penalty, clip_global_norm,
+};
 pub use rng::Rng;
