@@ -122,6 +122,7 @@ impl TrainConfig {
                 stopping.min_delta
             )));
         }
+        self.schedule.validate()?;
         self.optimizer.validate()
     }
 }
@@ -263,7 +264,8 @@ impl Trainer {
     /// # Errors
     ///
     /// [`Error::Config`] for invalid settings or a cost that cannot follow the output layer.
-    pub fn new(network: Network<f32>, cost: Cost, config: TrainConfig) -> Result<Self> {
+    pub fn new(network: Network<f32>, cost: Cost, mut config: TrainConfig) -> Result<Self> {
+        config.schedule = config.schedule.with_total_epochs(config.epochs);
         config.validate()?;
         cost.check_output(network.output_activation(), network.outputs())?;
         let optimizer = Optimizer::new(config.optimizer, &network)?;
