@@ -19,7 +19,13 @@ pub fn predicted_classes(outputs: ArrayView2<'_, f32>, cost: Cost) -> Option<Vec
                 .map(|column| argmax(column.iter().copied()))
                 .collect(),
         ),
-        Cost::BinaryCrossEntropy => Some(outputs.row(0).iter().map(|&a| usize::from(a > 0.5)).collect()),
+        Cost::BinaryCrossEntropy => Some(
+            outputs
+                .row(0)
+                .iter()
+                .map(|&a| usize::from(a > 0.5))
+                .collect(),
+        ),
         Cost::MultiLabelBinaryCrossEntropy | Cost::MeanSquaredError => None,
     }
 }
@@ -39,7 +45,11 @@ pub fn argmax(values: impl Iterator<Item = f32>) -> usize {
 ///
 /// Multi-class and binary: the predicted class equals the target's. Multi-label: every output
 /// thresholded at 0.5 equals its target (subset accuracy, as scikit-learn's `accuracy_score`).
-pub fn accuracy(outputs: ArrayView2<'_, f32>, targets: ArrayView2<'_, f32>, cost: Cost) -> Option<f64> {
+pub fn accuracy(
+    outputs: ArrayView2<'_, f32>,
+    targets: ArrayView2<'_, f32>,
+    cost: Cost,
+) -> Option<f64> {
     let m = outputs.ncols();
     if m == 0 {
         return None;
@@ -49,7 +59,11 @@ pub fn accuracy(outputs: ArrayView2<'_, f32>, targets: ArrayView2<'_, f32>, cost
         Cost::MultiLabelBinaryCrossEntropy => outputs
             .axis_iter(Axis(1))
             .zip(targets.axis_iter(Axis(1)))
-            .filter(|(a, y)| a.iter().zip(y.iter()).all(|(&a, &y)| (a > 0.5) == (y > 0.5)))
+            .filter(|(a, y)| {
+                a.iter()
+                    .zip(y.iter())
+                    .all(|(&a, &y)| (a > 0.5) == (y > 0.5))
+            })
             .count(),
         Cost::CategoricalCrossEntropy | Cost::BinaryCrossEntropy => {
             let predicted = predicted_classes(outputs, cost)?;
@@ -125,8 +139,16 @@ impl ConfusionMatrix {
                 let true_positive = self.counts[[c, c]] as f64;
                 let predicted = self.counts.column(c).sum() as f64;
                 let support = self.counts.row(c).sum();
-                let precision = if predicted > 0.0 { true_positive / predicted } else { 0.0 };
-                let recall = if support > 0 { true_positive / support as f64 } else { 0.0 };
+                let precision = if predicted > 0.0 {
+                    true_positive / predicted
+                } else {
+                    0.0
+                };
+                let recall = if support > 0 {
+                    true_positive / support as f64
+                } else {
+                    0.0
+                };
                 let f1 = if precision + recall > 0.0 {
                     2.0 * precision * recall / (precision + recall)
                 } else {
@@ -154,7 +176,11 @@ pub fn r2_score(outputs: ArrayView2<'_, f32>, targets: ArrayView2<'_, f32>) -> f
     let mut total = 0.0;
     for (a, y) in outputs.axis_iter(Axis(0)).zip(targets.axis_iter(Axis(0))) {
         let mean = y.iter().map(|&v| v as f64).sum::<f64>() / y.len() as f64;
-        let residual: f64 = a.iter().zip(y.iter()).map(|(&a, &y)| (y as f64 - a as f64).powi(2)).sum();
+        let residual: f64 = a
+            .iter()
+            .zip(y.iter())
+            .map(|(&a, &y)| (y as f64 - a as f64).powi(2))
+            .sum();
         let spread: f64 = y.iter().map(|&y| (y as f64 - mean).powi(2)).sum();
         total += if spread > 0.0 {
             1.0 - residual / spread
@@ -189,18 +215,32 @@ mod tests {
     fn accuracy_multiclass_binary_multilabel() {
         let outputs = array![[0.7f32, 0.1, 0.3], [0.2, 0.8, 0.3], [0.1, 0.1, 0.4]];
         let targets = array![[1.0f32, 0.0, 1.0], [0.0, 1.0, 0.0], [0.0, 0.0, 0.0]];
-        let value = accuracy(outputs.view(), targets.view(), Cost::CategoricalCrossEntropy);
+        let value = accuracy(
+            outputs.view(),
+            targets.view(),
+            Cost::CategoricalCrossEntropy,
+        );
         assert_eq!(value, Some(2.0 / 3.0));
 
         let outputs = array![[0.7f32, 0.4, 0.6, 0.2]];
         let targets = array![[1.0f32, 0.0, 0.0, 0.0]];
-        assert_eq!(accuracy(outputs.view(), targets.view(), Cost::BinaryCrossEntropy), Some(0.75));
+        assert_eq!(
+            accuracy(outputs.view(), targets.view(), Cost::BinaryCrossEntropy),
+            Some(0.75)
+        );
 
         let outputs = array![[0.7f32, 0.4], [0.6, 0.9]];
         let targets = array![[1.0f32, 0.0], [0.0, 1.0]];
-        let value = accuracy(outputs.view(), targets.view(), Cost::MultiLabelBinaryCrossEntropy);
+        let value = accuracy(
+            outputs.view(),
+            targets.view(),
+            Cost::MultiLabelBinaryCrossEntropy,
+        );
         assert_eq!(value, Some(0.5));
-        assert_eq!(accuracy(outputs.view(), targets.view(), Cost::MeanSquaredError), None);
+        assert_eq!(
+            accuracy(outputs.view(), targets.view(), Cost::MeanSquaredError),
+            None
+        );
     }
 
     #[test]

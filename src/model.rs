@@ -84,7 +84,12 @@ impl Model {
         ModelMetadata {
             format_version: FORMAT_VERSION,
             layer_sizes: self.network.sizes(),
-            activations: self.network.layers().iter().map(Dense::activation).collect(),
+            activations: self
+                .network
+                .layers()
+                .iter()
+                .map(Dense::activation)
+                .collect(),
             cost: self.cost,
             class_names: self.class_names.clone(),
             feature_names: self.feature_names.clone(),
@@ -115,8 +120,11 @@ impl Model {
         check_finite(&self.network, path)?;
         let metadata = serde_json::to_string(&self.metadata())
             .map_err(|e| Error::model(path, format!("cannot encode the description: {e}")))?;
-        let bytes = encode(&self.network, HashMap::from([(METADATA_KEY.to_string(), metadata)]))
-            .map_err(|e| Error::model(path, format!("cannot encode the tensors: {e}")))?;
+        let bytes = encode(
+            &self.network,
+            HashMap::from([(METADATA_KEY.to_string(), metadata)]),
+        )
+        .map_err(|e| Error::model(path, format!("cannot encode the tensors: {e}")))?;
         write_atomically(path, &bytes)
     }
 
@@ -220,7 +228,11 @@ fn check_classes(metadata: &ModelMetadata, path: &Path) -> Result<()> {
     match (&metadata.class_names, expected) {
         (Some(names), Some(n)) if names.len() != n => Err(Error::model(
             path,
-            format!("{} class names for a {} network with {outputs} outputs", names.len(), metadata.cost),
+            format!(
+                "{} class names for a {} network with {outputs} outputs",
+                names.len(),
+                metadata.cost
+            ),
         )),
         _ => Ok(()),
     }
@@ -246,7 +258,12 @@ pub(crate) fn encode(
     }
     let views = buffers
         .iter()
-        .map(|(name, shape, data)| Ok((name.clone(), TensorView::new(Dtype::F32, shape.clone(), data)?)))
+        .map(|(name, shape, data)| {
+            Ok((
+                name.clone(),
+                TensorView::new(Dtype::F32, shape.clone(), data)?,
+            ))
+        })
         .collect::<std::result::Result<Vec<_>, safetensors::SafeTensorError>>()?;
     safetensors::serialize(views, Some(metadata))
 }
@@ -264,12 +281,18 @@ pub(crate) fn read_tensor(
     path: &Path,
 ) -> Result<Vec<f32>> {
     let view = tensors.tensor(name).map_err(|_| {
-        Error::model(path, format!("tensor '{name}' is missing; the file is damaged"))
+        Error::model(
+            path,
+            format!("tensor '{name}' is missing; the file is damaged"),
+        )
     })?;
     if view.dtype() != Dtype::F32 {
         return Err(Error::model(
             path,
-            format!("tensor '{name}' is {:?}, but feedforward models are F32", view.dtype()),
+            format!(
+                "tensor '{name}' is {:?}, but feedforward models are F32",
+                view.dtype()
+            ),
         ));
     }
     if view.shape() != shape {
@@ -290,7 +313,11 @@ pub(crate) fn read_tensor(
 }
 
 /// Builds the network that `metadata` describes from `tensors`.
-pub(crate) fn decode(tensors: &SafeTensors<'_>, metadata: &ModelMetadata, path: &Path) -> Result<Network<f32>> {
+pub(crate) fn decode(
+    tensors: &SafeTensors<'_>,
+    metadata: &ModelMetadata,
+    path: &Path,
+) -> Result<Network<f32>> {
     let sizes = &metadata.layer_sizes;
     if sizes.len() < 2 || metadata.activations.len() != sizes.len() - 1 {
         return Err(Error::model(
@@ -316,7 +343,12 @@ pub(crate) fn decode(tensors: &SafeTensors<'_>, metadata: &ModelMetadata, path: 
     }
     let mut layers = Vec::with_capacity(sizes.len() - 1);
     for (index, (pair, &activation)) in sizes.windows(2).zip(&metadata.activations).enumerate() {
-        let weights = read_tensor(tensors, &format!("layers.{index}.weight"), &[pair[1], pair[0]], path)?;
+        let weights = read_tensor(
+            tensors,
+            &format!("layers.{index}.weight"),
+            &[pair[1], pair[0]],
+            path,
+        )?;
         let bias = read_tensor(tensors, &format!("layers.{index}.bias"), &[pair[1]], path)?;
         let weights = Array2::from_shape_vec((pair[1], pair[0]), weights)
             .map_err(|e| Error::model(path, e.to_string()))?;
@@ -336,7 +368,12 @@ pub(crate) fn decode(tensors: &SafeTensors<'_>, metadata: &ModelMetadata, path: 
 /// Rejects a network with a NaN or infinite weight or bias.
 pub(crate) fn check_finite(network: &Network<f32>, path: &Path) -> Result<()> {
     for (index, layer) in network.layers().iter().enumerate() {
-        if !layer.weights().iter().chain(layer.bias().iter()).all(|v| v.is_finite()) {
+        if !layer
+            .weights()
+            .iter()
+            .chain(layer.bias().iter())
+            .all(|v| v.is_finite())
+        {
             return Err(Error::model(
                 path,
                 format!(

@@ -164,7 +164,10 @@ impl<'a> TrainData<'a> {
             )));
         }
         if features.nrows() == 0 {
-            return Err(Error::data("<training data>", "the data set has no examples"));
+            return Err(Error::data(
+                "<training data>",
+                "the data set has no examples",
+            ));
         }
         Ok(TrainData { features, targets })
     }
@@ -512,7 +515,11 @@ impl Trainer {
 /// # Errors
 ///
 /// [`Error::Shape`] when the data does not fit the network.
-pub fn evaluate(network: &Network<f32>, cost: Cost, data: TrainData<'_>) -> Result<(f64, Option<f64>)> {
+pub fn evaluate(
+    network: &Network<f32>,
+    cost: Cost,
+    data: TrainData<'_>,
+) -> Result<(f64, Option<f64>)> {
     let outputs = predict(network, data.features)?;
     let targets = data.targets.t();
     let loss = cost.value(outputs.view(), targets)? as f64;
@@ -550,21 +557,35 @@ pub fn predict(network: &Network<f32>, features: ArrayView2<'_, f32>) -> Result<
 /// class per example), mean squared error on classes, or a cross-entropy on regression values.
 pub fn encode_targets(targets: &Targets, cost: Cost) -> Result<Array2<f32>> {
     match (targets, cost) {
-        (Targets::Classes { labels, class_names }, Cost::CategoricalCrossEntropy) => {
+        (
+            Targets::Classes {
+                labels,
+                class_names,
+            },
+            Cost::CategoricalCrossEntropy,
+        ) => {
             let mut encoded = Array2::zeros((labels.len(), class_names.len()));
             for (row, &label) in labels.iter().enumerate() {
                 encoded[[row, label]] = 1.0;
             }
             Ok(encoded)
         }
-        (Targets::Classes { labels, class_names }, Cost::BinaryCrossEntropy) => {
+        (
+            Targets::Classes {
+                labels,
+                class_names,
+            },
+            Cost::BinaryCrossEntropy,
+        ) => {
             if class_names.len() != 2 {
                 return Err(Error::Config(format!(
                     "binary cross-entropy needs exactly 2 classes, the data has {}",
                     class_names.len()
                 )));
             }
-            Ok(Array2::from_shape_fn((labels.len(), 1), |(row, _)| labels[row] as f32))
+            Ok(Array2::from_shape_fn((labels.len(), 1), |(row, _)| {
+                labels[row] as f32
+            }))
         }
         (Targets::Values(values), Cost::MeanSquaredError) => Ok(values.clone()),
         (Targets::Classes { .. }, cost) => Err(Error::Config(format!(

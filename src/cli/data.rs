@@ -114,7 +114,12 @@ fn header_setting(header: HeaderArg) -> Option<bool> {
 
 /// Loads training and test data: the IDX directory's own test files, `test_data` when given,
 /// or else a seeded `test_split` of the data.
-pub fn load_for_training(args: &DataArgs, test_data: Option<&Path>, test_split: f64, seed: u64) -> Result<Loaded> {
+pub fn load_for_training(
+    args: &DataArgs,
+    test_data: Option<&Path>,
+    test_split: f64,
+    seed: u64,
+) -> Result<Loaded> {
     let mut spec = DataSpec {
         source: args
             .data
@@ -146,7 +151,11 @@ pub fn load_for_training(args: &DataArgs, test_data: Option<&Path>, test_split: 
         if let data::Targets::Classes { class_names, .. } = &whole.targets {
             test.align_classes(class_names, test_path)?;
         }
-        return Ok(Loaded { train: whole, test, spec });
+        return Ok(Loaded {
+            train: whole,
+            test,
+            spec,
+        });
     }
     if !(test_split > 0.0 && test_split < 1.0) {
         return Err(UsageError(format!(
@@ -163,16 +172,24 @@ pub fn load_for_training(args: &DataArgs, test_data: Option<&Path>, test_split: 
 
 /// Loads the labeled test set for `evaluate`: from `args.data` when given (an IDX directory's
 /// test files or a whole CSV file), otherwise the test split recorded in the model.
-pub fn load_for_evaluation(args: &DataArgs, recorded: Option<&DataSpec>) -> Result<(Dataset, String)> {
+pub fn load_for_evaluation(
+    args: &DataArgs,
+    recorded: Option<&DataSpec>,
+) -> Result<(Dataset, String)> {
     match &args.data {
         Some(path) if path.is_dir() => {
             let (_, test) = data::load_idx_dir(path)?;
             Ok((test, format!("{} (t10k files)", path.display())))
         }
-        Some(path) => Ok((data::load_csv(path, &args.csv_options()?)?, path.display().to_string())),
+        Some(path) => Ok((
+            data::load_csv(path, &args.csv_options()?)?,
+            path.display().to_string(),
+        )),
         None => {
             let spec = recorded.ok_or_else(|| {
-                UsageError("the model does not record its training data; name the data with --data".into())
+                UsageError(
+                    "the model does not record its training data; name the data with --data".into(),
+                )
             })?;
             let args = DataArgs {
                 data: (spec.source != EMBEDDED).then(|| PathBuf::from(&spec.source)),
@@ -183,7 +200,10 @@ pub fn load_for_evaluation(args: &DataArgs, recorded: Option<&DataSpec>) -> Resu
             let loaded = load_for_training(&args, None, spec.test_split.unwrap_or(0.2), spec.seed)
                 .with_context(|| format!("cannot reload the training data {}", spec.source))?;
             let description = match spec.test_split {
-                Some(split) => format!("{} (test split {split} with seed {})", spec.source, spec.seed),
+                Some(split) => format!(
+                    "{} (test split {split} with seed {})",
+                    spec.source, spec.seed
+                ),
                 None => format!("{} (test files)", spec.source),
             };
             Ok((loaded.test, description))

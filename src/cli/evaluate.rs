@@ -32,9 +32,14 @@ pub fn recorded_spec(model: &Model) -> Option<DataSpec> {
 /// Runs `evaluate`.
 pub fn run(args: Args) -> Result<ExitCode> {
     let model = Model::load(&args.model)?;
-    let (mut dataset, description) = data::load_for_evaluation(&args.data, recorded_spec(&model).as_ref())?;
+    let (mut dataset, description) =
+        data::load_for_evaluation(&args.data, recorded_spec(&model).as_ref())?;
     data::check_finite(&dataset, &description)?;
-    let source = args.data.data.clone().unwrap_or_else(|| PathBuf::from(&description));
+    let source = args
+        .data
+        .data
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(&description));
     if dataset.n_features() != model.network.inputs() {
         return Err(feedforward::Error::data(
             &source,
@@ -93,7 +98,10 @@ pub fn print_report(
         }
         _ => {
             println!("test R²: {:.4}", metrics::r2_score(outputs, targets));
-            println!("test mean absolute error: {:.4}", metrics::mean_absolute_error(outputs, targets));
+            println!(
+                "test mean absolute error: {:.4}",
+                metrics::mean_absolute_error(outputs, targets)
+            );
         }
     }
     Ok(())
@@ -114,7 +122,10 @@ fn print_confusion(matrix: &ConfusionMatrix, names: &[String]) {
         }
         println!();
     }
-    println!("\n{:>width$} {:>9} {:>9} {:>9} {:>9}", "class", "precision", "recall", "f1", "support");
+    println!(
+        "\n{:>width$} {:>9} {:>9} {:>9} {:>9}",
+        "class", "precision", "recall", "f1", "support"
+    );
     for (name, scores) in names.iter().zip(matrix.class_scores()) {
         println!(
             "{name:>width$} {:>9.4} {:>9.4} {:>9.4} {:>9}",

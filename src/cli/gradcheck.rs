@@ -106,10 +106,16 @@ pub fn run(args: Args) -> Result<ExitCode> {
         );
     }
     if all_pass {
-        println!("PASS: every tensor's maximum relative error is below {:e}", args.tolerance);
+        println!(
+            "PASS: every tensor's maximum relative error is below {:e}",
+            args.tolerance
+        );
         Ok(ExitCode::SUCCESS)
     } else {
-        println!("FAIL: some tensor's maximum relative error is at least {:e}", args.tolerance);
+        println!(
+            "FAIL: some tensor's maximum relative error is at least {:e}",
+            args.tolerance
+        );
         Ok(ExitCode::from(1))
     }
 }

@@ -21,7 +21,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
     println!("format version: {}", feedforward::model::FORMAT_VERSION);
     println!("{}", model.network);
     for (index, layer) in model.network.layers().iter().enumerate() {
-        println!("  layer {}: {layer}, {} parameters", index + 1, layer.parameter_count());
+        println!(
+            "  layer {}: {layer}, {} parameters",
+            index + 1,
+            layer.parameter_count()
+        );
     }
     println!("parameters: {}", model.network.parameter_count());
     println!("cost: {}", model.cost);
@@ -31,7 +35,10 @@ pub fn run(args: Args) -> Result<ExitCode> {
         None => println!("task: regression"),
     }
     if !model.training.is_null() {
-        println!("training: {}", serde_json::to_string_pretty(&model.training)?);
+        println!(
+            "training: {}",
+            serde_json::to_string_pretty(&model.training)?
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -23,13 +23,25 @@ pub fn draw(history: &History, path: &Path) -> Result<()> {
                 .filter_map(|r| f(r).map(|v| (r.epoch as f64, v)))
                 .collect()
         };
-        let panels: [(&DrawingArea<SVGBackend, _>, &str, Vec<(f64, f64)>, Vec<(f64, f64)>); 2] = [
-            (&left, "loss", series(|r| Some(r.train_loss)), series(|r| r.validation_loss)),
-            (&right, "accuracy", series(|r| r.train_accuracy), series(|r| r.validation_accuracy)),
+        let panels = [
+            (
+                &left,
+                "loss",
+                series(|r| Some(r.train_loss)),
+                series(|r| r.validation_loss),
+            ),
+            (
+                &right,
+                "accuracy",
+                series(|r| r.train_accuracy),
+                series(|r| r.validation_accuracy),
+            ),
         ];
         for (area, name, train, validation) in panels {
             let values = train.iter().chain(&validation).map(|p| p.1);
-            let (low, high) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), v| (l.min(v), h.max(v)));
+            let (low, high) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), v| {
+                (l.min(v), h.max(v))
+            });
             if !low.is_finite() {
                 continue;
             }

@@ -43,11 +43,17 @@ pub fn run(args: Args) -> Result<ExitCode> {
     match &args.output {
         Some(path) => {
             write_atomically(path, csv.as_bytes())?;
-            log::info!("wrote {} predictions to {}", features.nrows(), path.display());
+            log::info!(
+                "wrote {} predictions to {}",
+                features.nrows(),
+                path.display()
+            );
         }
         None => {
             let mut stdout = std::io::stdout().lock();
-            stdout.write_all(csv.as_bytes()).context("cannot write to stdout")?;
+            stdout
+                .write_all(csv.as_bytes())
+                .context("cannot write to stdout")?;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -72,9 +78,17 @@ fn load_features(args: &Args, model: &Model) -> Result<Array2<f32>> {
             };
             dataset::load_csv_features(path, Some(expected), header, b',')?.0
         }
-        None => data::load_for_evaluation(&args.data, recorded_spec(model).as_ref())?.0.features,
+        None => {
+            data::load_for_evaluation(&args.data, recorded_spec(model).as_ref())?
+                .0
+                .features
+        }
     };
-    let source = args.data.data.clone().unwrap_or_else(|| "<recorded test set>".into());
+    let source = args
+        .data
+        .data
+        .clone()
+        .unwrap_or_else(|| "<recorded test set>".into());
     if features.ncols() != expected {
         anyhow::bail!(feedforward::Error::data(
             &source,
@@ -92,7 +106,11 @@ fn load_features(args: &Args, model: &Model) -> Result<Array2<f32>> {
     {
         anyhow::bail!(feedforward::Error::data(
             &source,
-            format!("example {} has a NaN or infinite value in column {}", row + 1, column + 1),
+            format!(
+                "example {} has a NaN or infinite value in column {}",
+                row + 1,
+                column + 1
+            ),
         ));
     }
     Ok(features)
@@ -135,7 +153,9 @@ fn format_predictions(model: &Model, outputs: ArrayView2<'_, f32>) -> String {
             let header: Vec<String> = if outputs.nrows() == 1 {
                 vec!["prediction".into()]
             } else {
-                (0..outputs.nrows()).map(|k| format!("prediction_{k}")).collect()
+                (0..outputs.nrows())
+                    .map(|k| format!("prediction_{k}"))
+                    .collect()
             };
             let _ = writeln!(csv, "{}", header.join(","));
             for column in outputs.axis_iter(Axis(1)) {
@@ -163,4 +183,3 @@ fn quote(field: &str) -> String {
         field.to_string()
     }
 }
-

@@ -40,7 +40,12 @@ pub struct Args {
     validation_split: f64,
 
     /// Hidden-layer widths, comma-separated; the input and output widths come from the data.
-    #[arg(long, value_delimiter = ',', default_value = "100", value_name = "WIDTHS")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "100",
+        value_name = "WIDTHS"
+    )]
     layers: Vec<usize>,
 
     /// Hidden-layer activation: relu, leaky_relu, leaky_relu(SLOPE), elu, elu(ALPHA), gelu,
@@ -128,9 +133,11 @@ fn output_for(targets: &Targets) -> (usize, Activation, Cost) {
         Targets::Classes { class_names, .. } if class_names.len() == 2 => {
             (1, Activation::Sigmoid, Cost::BinaryCrossEntropy)
         }
-        Targets::Classes { class_names, .. } => {
-            (class_names.len(), Activation::Softmax, Cost::CategoricalCrossEntropy)
-        }
+        Targets::Classes { class_names, .. } => (
+            class_names.len(),
+            Activation::Softmax,
+            Cost::CategoricalCrossEntropy,
+        ),
         Targets::Values(values) => (values.ncols(), Activation::Identity, Cost::MeanSquaredError),
     }
 }
@@ -144,7 +151,12 @@ pub fn run(args: Args, quiet: bool) -> Result<ExitCode> {
         train: mut train_set,
         test: mut test_set,
         spec,
-    } = data::load_for_training(&args.data, args.test_data.as_deref(), args.test_split, args.seed)?;
+    } = data::load_for_training(
+        &args.data,
+        args.test_data.as_deref(),
+        args.test_split,
+        args.seed,
+    )?;
     data::check_finite(&train_set, &spec.source)?;
     data::check_finite(&test_set, &spec.source)?;
 
@@ -171,7 +183,8 @@ pub fn run(args: Args, quiet: bool) -> Result<ExitCode> {
     sizes.push(outputs);
     let mut activations = vec![args.activation; args.layers.len()];
     activations.push(output_activation);
-    let network = Network::random_with_init(&sizes, &activations, args.init, &mut Rng::new(args.seed))?;
+    let network =
+        Network::random_with_init(&sizes, &activations, args.init, &mut Rng::new(args.seed))?;
 
     let mut optimizer = args.optimizer;
     if let Some(lr) = args.lr {
@@ -194,7 +207,10 @@ pub fn run(args: Args, quiet: bool) -> Result<ExitCode> {
 
     let train_targets = encode(&train_set, cost)?;
     let test_targets = encode(&test_set, cost)?;
-    let validation_targets = validation_set.as_ref().map(|v| encode(v, cost)).transpose()?;
+    let validation_targets = validation_set
+        .as_ref()
+        .map(|v| encode(v, cost))
+        .transpose()?;
     let train_data = TrainData::new(train_set.features.view(), train_targets.view())?;
     let validation_data = match (&validation_set, &validation_targets) {
         (Some(set), Some(targets)) => Some(TrainData::new(set.features.view(), targets.view())?),

@@ -5,7 +5,12 @@ use crate::rng::Rng;
 
 fn model() -> Model {
     let mut rng = Rng::new(1);
-    let network = Network::random(&[3, 5, 2], &[Activation::Relu, Activation::Softmax], &mut rng).unwrap();
+    let network = Network::random(
+        &[3, 5, 2],
+        &[Activation::Relu, Activation::Softmax],
+        &mut rng,
+    )
+    .unwrap();
     let features = ndarray::array![[1.0f32, 2.0, 3.0], [2.0, 0.0, 1.0]];
     Model {
         network,
@@ -56,7 +61,11 @@ fn saved_bytes(model: &Model) -> Vec<u8> {
 }
 
 fn with_description(network: &Network<f32>, description: &str) -> Vec<u8> {
-    encode(network, HashMap::from([(METADATA_KEY.to_string(), description.to_string())])).unwrap()
+    encode(
+        network,
+        HashMap::from([(METADATA_KEY.to_string(), description.to_string())]),
+    )
+    .unwrap()
 }
 
 #[test]
@@ -65,14 +74,20 @@ fn truncated_file_is_error() {
     for length in [0, 7, 8, 20, bytes.len() - 1] {
         let message = load_error(&bytes[..length]);
         assert!(message.contains("bad.safetensors"), "{message}");
-        assert!(message.contains("not a valid safetensors file"), "{length}: {message}");
+        assert!(
+            message.contains("not a valid safetensors file"),
+            "{length}: {message}"
+        );
     }
 }
 
 #[test]
 fn other_format_is_error() {
     let message = load_error(b"label,x\n1,2\n");
-    assert!(message.contains("not a valid safetensors file"), "{message}");
+    assert!(
+        message.contains("not a valid safetensors file"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -88,7 +103,10 @@ fn unknown_version_is_error() {
     let mut metadata = serde_json::to_value(original.metadata()).unwrap();
     metadata["format_version"] = serde_json::json!(99);
     let message = load_error(&with_description(&original.network, &metadata.to_string()));
-    assert!(message.contains("format version 99 is not supported"), "{message}");
+    assert!(
+        message.contains("format version 99 is not supported"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -97,7 +115,10 @@ fn shape_disagreement_is_error() {
     let mut metadata = serde_json::to_value(original.metadata()).unwrap();
     metadata["layer_sizes"] = serde_json::json!([3, 6, 2]);
     let message = load_error(&with_description(&original.network, &metadata.to_string()));
-    assert!(message.contains("has shape [5, 3] but the description says [6, 3]"), "{message}");
+    assert!(
+        message.contains("has shape [5, 3] but the description says [6, 3]"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -107,13 +128,19 @@ fn wrong_tensor_count_is_error() {
     metadata["layer_sizes"] = serde_json::json!([3, 5, 2, 2]);
     metadata["activations"] = serde_json::json!(["relu", "relu", "softmax"]);
     let message = load_error(&with_description(&original.network, &metadata.to_string()));
-    assert!(message.contains("holds 4 tensors but the description's 3 layers need 6"), "{message}");
+    assert!(
+        message.contains("holds 4 tensors but the description's 3 layers need 6"),
+        "{message}"
+    );
 }
 
 #[test]
 fn invalid_description_is_error() {
     let original = model();
-    let message = load_error(&with_description(&original.network, "{\"format_version\": 1}"));
+    let message = load_error(&with_description(
+        &original.network,
+        "{\"format_version\": 1}",
+    ));
     assert!(message.contains("invalid model description"), "{message}");
     let message = load_error(&with_description(&original.network, "not json"));
     assert!(message.contains("no format_version"), "{message}");
@@ -126,7 +153,10 @@ fn non_finite_weights_are_not_saved() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("m.safetensors");
     let message = broken.save(&path).unwrap_err().to_string();
-    assert!(message.contains("layer 2 has a NaN or infinite weight"), "{message}");
+    assert!(
+        message.contains("layer 2 has a NaN or infinite weight"),
+        "{message}"
+    );
     assert!(!path.exists());
 }
 
@@ -138,5 +168,9 @@ fn predict_applies_scaler() {
     original.scaler.transform(&mut scaled).unwrap();
     let expected = original.network.forward(scaled.t()).unwrap();
     assert_eq!(original.predict(raw.view()).unwrap(), expected);
-    assert!(original.predict(ndarray::array![[1.0f32, 2.0]].view()).is_err());
+    assert!(
+        original
+            .predict(ndarray::array![[1.0f32, 2.0]].view())
+            .is_err()
+    );
 }

@@ -18,7 +18,12 @@ fn blobs(m: usize, seed: u64) -> (Array2<f32>, Array2<f32>) {
 }
 
 fn classifier(seed: u64) -> Network<f32> {
-    Network::random(&[2, 16, 3], &[Activation::Relu, Activation::Softmax], &mut Rng::new(seed)).unwrap()
+    Network::random(
+        &[2, 16, 3],
+        &[Activation::Relu, Activation::Softmax],
+        &mut Rng::new(seed),
+    )
+    .unwrap()
 }
 
 #[test]
@@ -37,7 +42,10 @@ fn learns_separable_blobs() {
     assert_eq!(history.epochs.len(), 30);
     let first = &history.epochs[0];
     let last = &history.epochs[29];
-    assert!(last.train_loss < first.train_loss / 3.0, "{first:?} -> {last:?}");
+    assert!(
+        last.train_loss < first.train_loss / 3.0,
+        "{first:?} -> {last:?}"
+    );
     let network = trainer.finish();
     let (_, accuracy) = evaluate(&network, Cost::CategoricalCrossEntropy, data).unwrap();
     assert!(accuracy.unwrap() > 0.97, "{accuracy:?}");
@@ -54,7 +62,8 @@ fn same_seed_gives_identical_weights() {
             seed,
             ..TrainConfig::default()
         };
-        let mut trainer = Trainer::new(classifier(4), Cost::CategoricalCrossEntropy, config).unwrap();
+        let mut trainer =
+            Trainer::new(classifier(4), Cost::CategoricalCrossEntropy, config).unwrap();
         let data = TrainData::new(x.view(), y.view()).unwrap();
         trainer.fit(data, None, &mut ()).unwrap();
         trainer.finish()
@@ -80,7 +89,11 @@ fn batch_larger_than_data_is_one_batch() {
     let mut trainer = Trainer::new(classifier(6), Cost::CategoricalCrossEntropy, config).unwrap();
     let mut count = Count(0);
     trainer
-        .fit(TrainData::new(x.view(), y.view()).unwrap(), None, &mut count)
+        .fit(
+            TrainData::new(x.view(), y.view()).unwrap(),
+            None,
+            &mut count,
+        )
         .unwrap();
     assert_eq!(count.0, 1);
 }
@@ -102,7 +115,11 @@ fn last_batch_is_smaller() {
     let mut trainer = Trainer::new(classifier(8), Cost::CategoricalCrossEntropy, config).unwrap();
     let mut sizes = Sizes(Vec::new());
     trainer
-        .fit(TrainData::new(x.view(), y.view()).unwrap(), None, &mut sizes)
+        .fit(
+            TrainData::new(x.view(), y.view()).unwrap(),
+            None,
+            &mut sizes,
+        )
         .unwrap();
     assert_eq!(sizes.0, vec![3]);
 }
@@ -133,7 +150,10 @@ fn early_stopping_restores_best_weights() {
         assert!(record.validation_loss.unwrap() >= best_loss);
     }
     let (loss, _) = evaluate(&network, Cost::CategoricalCrossEntropy, validation).unwrap();
-    assert!((loss - best_loss).abs() < 1e-9, "restored {loss}, best {best_loss}");
+    assert!(
+        (loss - best_loss).abs() < 1e-9,
+        "restored {loss}, best {best_loss}"
+    );
     if history.stopped_early {
         assert_eq!(history.epochs.len(), best_epoch + 3);
     }
@@ -170,7 +190,12 @@ fn early_stopping_restores_best_at_epoch_limit() {
 fn divergence_names_epoch_and_batch() {
     let x = array![[1e20f32, -1e20], [3e20, 1e20], [-2e20, 5e19], [1e20, 1e20]];
     let y = array![[1e20f32], [-1e20], [2e20], [0.0]];
-    let network = Network::random(&[2, 4, 1], &[Activation::Relu, Activation::Identity], &mut Rng::new(1)).unwrap();
+    let network = Network::random(
+        &[2, 4, 1],
+        &[Activation::Relu, Activation::Identity],
+        &mut Rng::new(1),
+    )
+    .unwrap();
     let config = TrainConfig {
         epochs: 5,
         batch_size: 2,
@@ -193,12 +218,25 @@ fn divergence_names_epoch_and_batch() {
 #[test]
 fn mismatched_data_is_error() {
     let (x, y) = blobs(10, 14);
-    let mut trainer = Trainer::new(classifier(15), Cost::CategoricalCrossEntropy, TrainConfig::default()).unwrap();
+    let mut trainer = Trainer::new(
+        classifier(15),
+        Cost::CategoricalCrossEntropy,
+        TrainConfig::default(),
+    )
+    .unwrap();
     let wide = Array2::zeros((10, 5));
     let err = trainer
-        .fit(TrainData::new(wide.view(), y.view()).unwrap(), None, &mut ())
+        .fit(
+            TrainData::new(wide.view(), y.view()).unwrap(),
+            None,
+            &mut (),
+        )
         .unwrap_err();
-    assert!(err.to_string().contains("5 features but the network expects 2"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("5 features but the network expects 2"),
+        "{err}"
+    );
     assert!(TrainData::new(x.view(), Array2::zeros((9, 3)).view()).is_err());
     assert!(TrainData::new(Array2::zeros((0, 2)).view(), Array2::zeros((0, 3)).view()).is_err());
 }
@@ -206,10 +244,22 @@ fn mismatched_data_is_error() {
 #[test]
 fn invalid_config_is_error() {
     for config in [
-        TrainConfig { epochs: 0, ..TrainConfig::default() },
-        TrainConfig { batch_size: 0, ..TrainConfig::default() },
-        TrainConfig { dropout: 1.0, ..TrainConfig::default() },
-        TrainConfig { clip_norm: Some(0.0), ..TrainConfig::default() },
+        TrainConfig {
+            epochs: 0,
+            ..TrainConfig::default()
+        },
+        TrainConfig {
+            batch_size: 0,
+            ..TrainConfig::default()
+        },
+        TrainConfig {
+            dropout: 1.0,
+            ..TrainConfig::default()
+        },
+        TrainConfig {
+            clip_norm: Some(0.0),
+            ..TrainConfig::default()
+        },
     ] {
         assert!(matches!(
             Trainer::new(classifier(16), Cost::CategoricalCrossEntropy, config),
