@@ -45,7 +45,7 @@ pub struct TrainConfig {
     /// Maximum number of passes over the training set. Default 20.
     pub epochs: usize,
     /// Examples per mini-batch; the last batch of an epoch holds the remainder, and a batch
-    /// size larger than the data set gives one batch. Default 128.
+    /// size larger than the data set gives one batch. Default 32, as in Keras.
     pub batch_size: usize,
     /// The optimizer and its hyper-parameters. Default Adam with PyTorch's defaults (learning
     /// rate 1e-3, betas 0.9 and 0.999, eps 1e-8).
@@ -70,7 +70,7 @@ impl Default for TrainConfig {
     fn default() -> Self {
         TrainConfig {
             epochs: 20,
-            batch_size: 128,
+            batch_size: 32,
             optimizer: OptimizerConfig::adam(),
             schedule: Schedule::Constant,
             l2: 0.0,
@@ -209,7 +209,9 @@ pub struct EpochRecord {
     pub validation_loss: Option<f64>,
     /// Validation accuracy after the epoch.
     pub validation_accuracy: Option<f64>,
-    /// Wall-clock seconds of the epoch's training steps, without validation.
+    /// Wall-clock seconds of the epoch's training steps, without validation. Not serialized,
+    /// so that a model file records only what the seed determines.
+    #[serde(skip, default)]
     pub seconds: f64,
 }
 

@@ -79,7 +79,7 @@ pub struct Args {
     epochs: usize,
 
     /// Examples per mini-batch; the last batch of an epoch may be smaller.
-    #[arg(long, default_value_t = 128, value_name = "M")]
+    #[arg(long, default_value_t = 32, value_name = "M")]
     batch_size: usize,
 
     /// L2 penalty λ: adds (λ/2)·Σ‖W‖² to the cost and λ·W to each weight gradient.
@@ -247,7 +247,6 @@ pub fn run(args: Args, quiet: bool) -> Result<ExitCode> {
             "data": spec,
             "config": config,
             "history": history,
-            "train_seconds": seconds,
             "test_loss": test_loss,
             "test_accuracy": test_accuracy,
             "test_examples": test_set.len(),
