@@ -1,5 +1,6 @@
 //! Argument parsing and dispatch to one file per subcommand.
 
+mod bench;
 mod data;
 mod evaluate;
 mod gradcheck;
@@ -39,6 +40,8 @@ enum Command {
     Predict(predict::Args),
     /// Show a model file's layers, parameter count and training settings.
     Inspect(inspect::Args),
+    /// Measure training and inference speed on an IDX data set against the matrix-multiply peak.
+    Bench(bench::Args),
     /// Compare backpropagation's gradients with central finite differences on random data.
     Gradcheck(gradcheck::Args),
 }
@@ -63,6 +66,7 @@ pub fn run() -> ExitCode {
         Command::Evaluate(args) => evaluate::run(args),
         Command::Predict(args) => predict::run(args),
         Command::Inspect(args) => inspect::run(args),
+        Command::Bench(args) => bench::run(args),
         Command::Gradcheck(args) => gradcheck::run(args),
     };
     match outcome {

@@ -1,0 +1,203 @@
+//! `feedforward bench`: end-to-end speed of training and inference on an IDX data set, beside
+//! the machine's measured matrix-multiply peak.
+//!
+//! The run mirrors the comparison scripts in `bench/`: ReLU hidden layers, a softmax output
+//! under categorical cross-entropy, He-normal weights, Adam at 1e-3, pixels scaled to [0, 1]
+//! and nothing else, reshuffled every epoch.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use feedforward::data::load_idx_dir;
+use feedforward::linalg;
+use feedforward::train::{self, TrainConfig, TrainData, Trainer, encode_targets};
+use feedforward::{Activation, Cost, Init, Network, Rng};
+use ndarray::{Array2, s};
+use serde_json::json;
+
+use super::UsageError;
+
+/// Options of `feedforward bench`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Configuration: a = 784-256-128-10 at batch 128 for 10 epochs, b = 784-1024-1024-10 at
+    /// batch 512 for 2 epochs.
+    #[arg(long, default_value = "a")]
+    config: String,
+
+    /// Number of epochs [default: 10 for a, 2 for b].
+    #[arg(long)]
+    epochs: Option<usize>,
+
+    /// Directory of IDX files in the MNIST layout.
+    #[arg(
+        long,
+        default_value = "/usr/share/datasets/fashion-mnist",
+        value_name = "DIR"
+    )]
+    data: PathBuf,
+
+    /// Seed for weights and shuffling.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
+/// Floating-point operations of one training example: the forward product and `dW` of every
+/// layer, and `dA` of every layer but the first (its input gradient is not needed).
+fn training_flop_per_example(sizes: &[usize]) -> f64 {
+    let products: Vec<f64> = sizes
+        .windows(2)
+        .map(|p| 2.0 * p[0] as f64 * p[1] as f64)
+        .collect();
+    let all: f64 = products.iter().sum();
+    2.0 * all + (all - products[0])
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        0.5 * (values[n / 2 - 1] + values[n / 2])
+    }
+}
+
+/// GFLOP/s of a 2048 x 2048 x 2048 `f32` product, median of 5 after one warm-up.
+fn measure_peak() -> Result<f64> {
+    let n = 2048;
+    let mut rng = Rng::new(1);
+    let a = Array2::from_shape_simple_fn((n, n), || rng.normal() as f32);
+    let b = Array2::from_shape_simple_fn((n, n), || rng.normal() as f32);
+    let mut c = Array2::<f32>::zeros((n, n));
+    let mut times = Vec::new();
+    for round in 0..6 {
+        let start = Instant::now();
+        linalg::gemm(1.0, a.view(), b.view(), 0.0, &mut c.view_mut())?;
+        if round > 0 {
+            times.push(start.elapsed().as_secs_f64());
+        }
+    }
+    Ok(2.0 * (n as f64).powi(3) / median(&mut times) / 1e9)
+}
+
+/// Runs the benchmark and prints a summary and a `RESULT {json}` line.
+pub fn run(args: Args) -> Result<ExitCode> {
+    let (hidden, batch, default_epochs): (&[usize], usize, usize) = match args.config.as_str() {
+        "a" | "small" => (&[256, 128], 128, 10),
+        "b" | "large" => (&[1024, 1024], 512, 2),
+        other => return Err(UsageError(format!("unknown --config '{other}'; use a or b")).into()),
+    };
+    let epochs = args.epochs.unwrap_or(default_epochs);
+    let (train_set, test_set) = load_idx_dir(&args.data)?;
+    let cost = Cost::CategoricalCrossEntropy;
+    let train_targets = encode_targets(&train_set.targets, cost)?;
+    let test_targets = encode_targets(&test_set.targets, cost)?;
+
+    let mut sizes = vec![train_set.n_features()];
+    sizes.extend(hidden);
+    sizes.push(test_targets.ncols());
+    let mut activations = vec![Activation::Relu; hidden.len()];
+    activations.push(Activation::Softmax);
+    let network = Network::random_with_init(
+        &sizes,
+        &activations,
+        Some(Init::HeNormal),
+        &mut Rng::new(args.seed),
+    )?;
+    let threads = linalg::threads();
+    println!(
+        "feedforward {} threads={threads} layers={} batch={batch} epochs={epochs} train={} test={}",
+        env!("CARGO_PKG_VERSION"),
+        sizes
+            .iter()
+            .map(usize::to_string)
+            .collect::<Vec<_>>()
+            .join("-"),
+        train_set.len(),
+        test_set.len()
+    );
+
+    let config = TrainConfig {
+        epochs,
+        batch_size: batch,
+        seed: args.seed,
+        ..TrainConfig::default()
+    };
+    let mut trainer = Trainer::new(network, cost, config)?;
+    let train_data = TrainData::new(train_set.features.view(), train_targets.view())?;
+    let test_data = TrainData::new(test_set.features.view(), test_targets.view())?;
+    let mut epoch_seconds = Vec::new();
+    let mut accuracies = Vec::new();
+    while !trainer.is_finished() {
+        let record = trainer.run_epoch(train_data, None, &mut ())?;
+        let (_, accuracy) = train::evaluate(trainer.network(), cost, test_data)?;
+        let accuracy = accuracy.unwrap_or(f64::NAN);
+        println!(
+            "epoch {:2}  train_s {:8.3}  loss {:.4}  test_acc {accuracy:.4}",
+            record.epoch, record.seconds, record.train_loss
+        );
+        epoch_seconds.push(record.seconds);
+        accuracies.push(accuracy);
+    }
+    let network = trainer.finish();
+    let median_epoch = median(&mut epoch_seconds.clone());
+    let flop_per_epoch = training_flop_per_example(&sizes) * train_set.len() as f64;
+    let achieved = flop_per_epoch / median_epoch / 1e9;
+
+    let mut full = Vec::new();
+    let features = test_set.features.view();
+    for round in 0..13 {
+        let start = Instant::now();
+        let outputs = network.forward(features.t())?;
+        std::hint::black_box(&outputs);
+        if round >= 3 {
+            full.push(start.elapsed().as_secs_f64());
+        }
+    }
+    let batch_seconds = median(&mut full);
+    let single = test_set.features.slice(s![0..1, ..]);
+    let mut latency = Vec::new();
+    for round in 0..1100 {
+        let start = Instant::now();
+        let output = network.forward(single.t())?;
+        std::hint::black_box(&output);
+        if round >= 100 {
+            latency.push(start.elapsed().as_secs_f64());
+        }
+    }
+    let latency_us = median(&mut latency) * 1e6;
+    let peak = measure_peak().context("cannot measure the matrix-multiply peak")?;
+
+    println!(
+        "training: median epoch {median_epoch:.3} s = {:.0} images/s, {achieved:.1} GFLOP/s = {:.0}% of the measured peak {peak:.1} GFLOP/s",
+        train_set.len() as f64 / median_epoch,
+        100.0 * achieved / peak
+    );
+    println!(
+        "inference batch {}: median {:.2} ms = {:.0} images/s",
+        test_set.len(),
+        batch_seconds * 1e3,
+        test_set.len() as f64 / batch_seconds
+    );
+    println!("inference batch 1 latency: median {latency_us:.1} us");
+    println!(
+        "RESULT {}",
+        json!({
+            "framework": "feedforward",
+            "threads": threads,
+            "config": args.config,
+            "epoch_secs": epoch_seconds,
+            "test_accs": accuracies,
+            "median_epoch_s": median_epoch,
+            "gflops": achieved,
+            "peak_gflops": peak,
+            "final_test_acc": accuracies.last(),
+            "infer_images_per_s": test_set.len() as f64 / batch_seconds,
+            "latency_b1_us": latency_us,
+        })
+    );
+    Ok(ExitCode::SUCCESS)
+}
