@@ -281,3 +281,29 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn global_norm_matches_definition() {
+    let network = Network::<f64>::random(
+        &[13, 7, 3],
+        &[Activation::Tanh, Activation::Softmax],
+        &mut Rng::new(12),
+    )
+    .unwrap();
+    let mut grads = Gradients::new(&network);
+    let mut rng = Rng::new(13);
+    let mut expected = 0.0;
+    for w in grads.weights.iter_mut() {
+        w.mapv_inplace(|_| rng.normal());
+        expected += w.iter().map(|x| x * x).sum::<f64>();
+    }
+    for b in grads.biases.iter_mut() {
+        b.mapv_inplace(|_| rng.normal());
+        expected += b.iter().map(|x| x * x).sum::<f64>();
+    }
+    assert!((grads.global_norm() - expected.sqrt()).abs() < 1e-12);
+    assert_eq!(
+        sum_of_squares(ndarray::array![[1.0, 2.0], [3.0, 4.0]].t()),
+        30.0
+    );
+}
