@@ -34,7 +34,7 @@
 
 use std::fmt;
 
-use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2, Zip};
+use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2, ShapeBuilder, Zip};
 
 use crate::activation::Activation;
 use crate::cost::Cost;
@@ -247,7 +247,11 @@ impl<T: Float> Network<T> {
         let m = cache.batch;
         for (index, layer) in self.layers.iter().enumerate() {
             let (done, rest) = cache.activations.split_at_mut(index + 1);
-            let input = cache_input(&done[index], &cache.dropped[index], cache.sizes[index], m);
+            let input = if index == 0 {
+                input_view(&done[0], cache.sizes[0], m)
+            } else {
+                cache_input(&done[index], &cache.dropped[index], cache.sizes[index], m)
+            };
             let mut output = view_mut(&mut rest[0], layer.outputs(), m);
             layer.affine_into(input, &mut output)?;
             if let Some(z) = cache.pre_activations[index + 1].as_mut() {
@@ -448,6 +452,13 @@ fn view_mut<T>(buffer: &mut [T], rows: usize, cols: usize) -> ArrayViewMut2<'_, 
         .expect("buffer sized by prepare")
 }
 
+/// The input `A[0]` is stored column-major, one example after another, so that a training loop
+/// copies each example as one contiguous run; the matrix products take either layout.
+fn input_view<T>(buffer: &[T], rows: usize, cols: usize) -> ArrayView2<'_, T> {
+    ArrayView2::from_shape((rows, cols).f(), &buffer[..rows * cols])
+        .expect("buffer sized by prepare")
+}
+
 /// The input a layer sees: the previous activation, or its dropped-out copy.
 fn cache_input<'a, T>(
     activation: &'a [T],
@@ -567,7 +578,9 @@ impl<T: Float> ForwardCache<T> {
     }
 
     fn input_mut(&mut self) -> ArrayViewMut2<'_, T> {
-        view_mut(&mut self.activations[0], self.sizes[0], self.batch)
+        let (rows, cols) = (self.sizes[0], self.batch);
+        ArrayViewMut2::from_shape((rows, cols).f(), &mut self.activations[0][..rows * cols])
+            .expect("buffer sized by prepare")
     }
 
     /// Number of columns of the last forward pass.
@@ -581,6 +594,9 @@ impl<T: Float> ForwardCache<T> {
     ///
     /// When `l` exceeds the number of layers.
     pub fn activation(&self, l: usize) -> ArrayView2<'_, T> {
+        if l == 0 {
+            return input_view(&self.activations[0], self.sizes[0], self.batch);
+        }
         view(&self.activations[l], self.sizes[l], self.batch)
     }
 
@@ -598,6 +614,9 @@ impl<T: Float> ForwardCache<T> {
 
     /// The input of 0-based layer `index`: `A[index]`, or its dropped-out copy.
     fn layer_input(&self, index: usize) -> ArrayView2<'_, T> {
+        if index == 0 {
+            return self.activation(0);
+        }
         cache_input(
             &self.activations[index],
             &self.dropped[index],
