@@ -44,6 +44,8 @@
 //! # Ok::<(), feedforward::Error>(())
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod activation;
 pub mod cost;
 pub mod data;

@@ -1,6 +1,6 @@
 //! Matrix products, the only place where the network's time goes at scale.
 //!
-//! [`gemm`] computes `C = alpha A B + beta C` for any strides, so transposed operands such as
+//! [`gemm()`] computes `C = alpha A B + beta C` for any strides, so transposed operands such as
 //! `A[l-1]^T` in `dW = dZ A[l-1]^T` are views, never copies. The backend is the `gemm` crate
 //! (version 0.19), picked by measurement on this project's layer shapes against `matrixmultiply`
 //! (behind ndarray's `dot`) and `faer`: BENCHMARKS.md has the figures.
