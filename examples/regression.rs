@@ -35,7 +35,7 @@ fn main() -> Result<(), feedforward::Error> {
     let network = trainer.finish();
 
     let predictions = train::predict(&network, x_test.view())?;
-    let r2 = r2_score(predictions.view(), y_test.t());
+    let r2 = r2_score(predictions.view(), y_test.t())?;
     println!("test R² = {r2:.4} on {} held-out points", x_test.nrows());
     for (x, y) in [-0.9f32, -0.3, 0.0, 0.5]
         .iter()

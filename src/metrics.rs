@@ -8,25 +8,26 @@ use ndarray::{Array2, ArrayView2, Axis};
 use crate::cost::Cost;
 use crate::error::{Error, Result};
 
-/// The predicted class of each column: the row of the largest output for a multi-class output,
+/// Returns the predicted class of each column: the row of the largest output for a multi-class output,
 /// `a > 0.5` for a single sigmoid output. Multi-label and regression outputs have no single
-/// class, so they return `None`.
+/// class, so they return `None`, as do multi-class outputs without rows and binary outputs
+/// with other than one row.
 pub fn predicted_classes(outputs: ArrayView2<'_, f32>, cost: Cost) -> Option<Vec<usize>> {
     match cost {
-        Cost::CategoricalCrossEntropy => Some(
+        Cost::CategoricalCrossEntropy if outputs.nrows() > 0 => Some(
             outputs
                 .axis_iter(Axis(1))
                 .map(|column| argmax(column.iter().copied()))
                 .collect(),
         ),
-        Cost::BinaryCrossEntropy => Some(
+        Cost::BinaryCrossEntropy if outputs.nrows() == 1 => Some(
             outputs
                 .row(0)
                 .iter()
                 .map(|&a| usize::from(a > 0.5))
                 .collect(),
         ),
-        Cost::MultiLabelBinaryCrossEntropy | Cost::MeanSquaredError => None,
+        _ => None,
     }
 }
 
@@ -41,21 +42,27 @@ pub fn argmax(values: impl Iterator<Item = f32>) -> usize {
     best.0
 }
 
-/// The fraction of examples predicted right, or `None` for regression.
+/// Returns the fraction of examples predicted right, or `None` for regression, for an empty batch and
+/// for outputs that name no single class (see [`predicted_classes`]).
 ///
 /// Multi-class and binary: the predicted class equals the target's. Multi-label: every output
 /// thresholded at 0.5 equals its target (subset accuracy, as scikit-learn's `accuracy_score`).
+///
+/// # Errors
+///
+/// [`Error::Shape`] when `outputs` and `targets` differ in shape.
 pub fn accuracy(
     outputs: ArrayView2<'_, f32>,
     targets: ArrayView2<'_, f32>,
     cost: Cost,
-) -> Option<f64> {
+) -> Result<Option<f64>> {
+    check_same_shape(outputs, targets)?;
     let m = outputs.ncols();
     if m == 0 {
-        return None;
+        return Ok(None);
     }
     let correct = match cost {
-        Cost::MeanSquaredError => return None,
+        Cost::MeanSquaredError => return Ok(None),
         Cost::MultiLabelBinaryCrossEntropy => outputs
             .axis_iter(Axis(1))
             .zip(targets.axis_iter(Axis(1)))
@@ -66,12 +73,27 @@ pub fn accuracy(
             })
             .count(),
         Cost::CategoricalCrossEntropy | Cost::BinaryCrossEntropy => {
-            let predicted = predicted_classes(outputs, cost)?;
-            let truth = predicted_classes(targets, cost)?;
+            let (Some(predicted), Some(truth)) = (
+                predicted_classes(outputs, cost),
+                predicted_classes(targets, cost),
+            ) else {
+                return Ok(None);
+            };
             predicted.iter().zip(&truth).filter(|(p, t)| p == t).count()
         }
     };
-    Some(correct as f64 / m as f64)
+    Ok(Some(correct as f64 / m as f64))
+}
+
+fn check_same_shape(outputs: ArrayView2<'_, f32>, targets: ArrayView2<'_, f32>) -> Result<()> {
+    if outputs.dim() != targets.dim() {
+        return Err(Error::Shape(format!(
+            "the outputs are {:?} but the targets are {:?}",
+            outputs.dim(),
+            targets.dim()
+        )));
+    }
+    Ok(())
 }
 
 /// A confusion matrix: `counts[[true_class, predicted_class]]`.
@@ -167,11 +189,16 @@ impl ConfusionMatrix {
 
 /// Coefficient of determination `R² = 1 - Σ(y - ŷ)² / Σ(y - ȳ)²`, averaged uniformly over
 /// outputs (scikit-learn's `r2_score` default). An output whose targets are constant scores 1
-/// when predicted exactly and 0 otherwise, as in scikit-learn.
-pub fn r2_score(outputs: ArrayView2<'_, f32>, targets: ArrayView2<'_, f32>) -> f64 {
+/// when predicted exactly and 0 otherwise, as in scikit-learn. Empty arrays score 0.
+///
+/// # Errors
+///
+/// [`Error::Shape`] when `outputs` and `targets` differ in shape.
+pub fn r2_score(outputs: ArrayView2<'_, f32>, targets: ArrayView2<'_, f32>) -> Result<f64> {
+    check_same_shape(outputs, targets)?;
     let rows = outputs.nrows();
     if rows == 0 || outputs.ncols() == 0 {
-        return 0.0;
+        return Ok(0.0);
     }
     let mut total = 0.0;
     for (a, y) in outputs.axis_iter(Axis(0)).zip(targets.axis_iter(Axis(0))) {
@@ -190,20 +217,28 @@ pub fn r2_score(outputs: ArrayView2<'_, f32>, targets: ArrayView2<'_, f32>) -> f
             0.0
         };
     }
-    total / rows as f64
+    Ok(total / rows as f64)
 }
 
-/// Mean absolute error over every output of every example.
-pub fn mean_absolute_error(outputs: ArrayView2<'_, f32>, targets: ArrayView2<'_, f32>) -> f64 {
+/// Mean absolute error over every output of every example; 0 for empty arrays.
+///
+/// # Errors
+///
+/// [`Error::Shape`] when `outputs` and `targets` differ in shape.
+pub fn mean_absolute_error(
+    outputs: ArrayView2<'_, f32>,
+    targets: ArrayView2<'_, f32>,
+) -> Result<f64> {
+    check_same_shape(outputs, targets)?;
     if outputs.is_empty() {
-        return 0.0;
+        return Ok(0.0);
     }
     let sum: f64 = outputs
         .iter()
         .zip(targets.iter())
         .map(|(&a, &y)| (a as f64 - y as f64).abs())
         .sum();
-    sum / outputs.len() as f64
+    Ok(sum / outputs.len() as f64)
 }
 
 #[cfg(test)]
@@ -220,12 +255,12 @@ mod tests {
             targets.view(),
             Cost::CategoricalCrossEntropy,
         );
-        assert_eq!(value, Some(2.0 / 3.0));
+        assert_eq!(value.unwrap(), Some(2.0 / 3.0));
 
         let outputs = array![[0.7f32, 0.4, 0.6, 0.2]];
         let targets = array![[1.0f32, 0.0, 0.0, 0.0]];
         assert_eq!(
-            accuracy(outputs.view(), targets.view(), Cost::BinaryCrossEntropy),
+            accuracy(outputs.view(), targets.view(), Cost::BinaryCrossEntropy).unwrap(),
             Some(0.75)
         );
 
@@ -236,11 +271,44 @@ mod tests {
             targets.view(),
             Cost::MultiLabelBinaryCrossEntropy,
         );
-        assert_eq!(value, Some(0.5));
+        assert_eq!(value.unwrap(), Some(0.5));
         assert_eq!(
-            accuracy(outputs.view(), targets.view(), Cost::MeanSquaredError),
+            accuracy(outputs.view(), targets.view(), Cost::MeanSquaredError).unwrap(),
             None
         );
+    }
+
+    #[test]
+    fn accuracy_rejects_shape_mismatch() {
+        let outputs = Array2::<f32>::zeros((2, 3));
+        let targets = Array2::<f32>::zeros((2, 1));
+        let error = accuracy(
+            outputs.view(),
+            targets.view(),
+            Cost::CategoricalCrossEntropy,
+        )
+        .unwrap_err();
+        assert!(matches!(error, Error::Shape(_)), "{error}");
+        assert!(error.to_string().contains("(2, 3)"), "{error}");
+    }
+
+    #[test]
+    fn accuracy_without_single_class_rows() {
+        // A binary output needs exactly one row and a multi-class output at least one.
+        for (rows, cost) in [
+            (0, Cost::BinaryCrossEntropy),
+            (2, Cost::BinaryCrossEntropy),
+            (0, Cost::CategoricalCrossEntropy),
+        ] {
+            let outputs = Array2::<f32>::zeros((rows, 3));
+            assert_eq!(
+                predicted_classes(outputs.view(), cost),
+                None,
+                "{rows} {cost}"
+            );
+            let value = accuracy(outputs.view(), outputs.view(), cost).unwrap();
+            assert_eq!(value, None, "{rows} {cost}");
+        }
     }
 
     #[test]
@@ -264,11 +332,21 @@ mod tests {
     fn regression_scores() {
         let targets = array![[1.0f32, 2.0, 3.0, 4.0]];
         let outputs = array![[1.5f32, 2.0, 2.5, 4.0]];
-        let r2 = r2_score(outputs.view(), targets.view());
+        let r2 = r2_score(outputs.view(), targets.view()).unwrap();
         assert!((r2 - (1.0 - 0.5 / 5.0)).abs() < 1e-9, "{r2}");
-        let mae = mean_absolute_error(outputs.view(), targets.view());
+        let mae = mean_absolute_error(outputs.view(), targets.view()).unwrap();
         assert!((mae - 0.25).abs() < 1e-9);
-        assert_eq!(r2_score(targets.view(), targets.view()), 1.0);
+        assert_eq!(r2_score(targets.view(), targets.view()).unwrap(), 1.0);
+    }
+
+    #[test]
+    fn regression_scores_reject_shape_mismatch() {
+        let outputs = Array2::<f32>::zeros((2, 3));
+        let targets = Array2::<f32>::zeros((1, 3));
+        let error = r2_score(outputs.view(), targets.view()).unwrap_err();
+        assert!(matches!(error, Error::Shape(_)), "{error}");
+        let error = mean_absolute_error(outputs.view(), targets.view()).unwrap_err();
+        assert!(matches!(error, Error::Shape(_)), "{error}");
     }
 
     #[test]

@@ -115,10 +115,14 @@ impl Model {
     /// # Errors
     ///
     /// [`Error::Io`] when the file cannot be written; [`Error::Model`] when a weight is NaN or
-    /// infinite (a diverged network is never saved).
+    /// infinite (a diverged network is never saved), or when the class names or the scaler do
+    /// not fit the network, which [`Model::load`] would reject.
     pub fn save(&self, path: &Path) -> Result<()> {
         check_finite(&self.network, path)?;
-        let metadata = serde_json::to_string(&self.metadata())
+        let metadata = self.metadata();
+        check_classes(&metadata, path)?;
+        check_scaler(&metadata, path)?;
+        let metadata = serde_json::to_string(&metadata)
             .map_err(|e| Error::model(path, format!("cannot encode the description: {e}")))?;
         let bytes = encode(
             &self.network,
@@ -147,13 +151,17 @@ impl Model {
     /// As [`Model::load`].
     pub fn from_bytes(bytes: &[u8], path: &Path) -> Result<Model> {
         let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| {
-            Error::model(
-                path,
-                format!(
+            let message = match truncation(bytes) {
+                Some(place) => format!(
+                    "not a valid safetensors file: it is truncated, because {place}; copy the \
+                     whole file again, or train a new model with `feedforward train --model FILE`"
+                ),
+                None => format!(
                     "not a valid safetensors file ({e}); it may be truncated or of another \
                      format: train a model with `feedforward train --model FILE`"
                 ),
-            )
+            };
+            Error::model(path, message)
         })?;
         let description = header
             .metadata()
@@ -196,17 +204,7 @@ impl Model {
             .map_err(|e| Error::model(path, format!("not a valid safetensors file: {e}")))?;
         let network = decode(&tensors, &metadata, path)?;
         check_classes(&metadata, path)?;
-        if let Some(n) = metadata.scaler.n_features()
-            && n != metadata.layer_sizes[0]
-        {
-            return Err(Error::model(
-                path,
-                format!(
-                    "the scaler is for {n} features but the network has {} inputs",
-                    metadata.layer_sizes[0]
-                ),
-            ));
-        }
+        check_scaler(&metadata, path)?;
         Ok(Model {
             network,
             cost: metadata.cost,
@@ -216,6 +214,51 @@ impl Model {
             training: metadata.training,
         })
     }
+}
+
+/// Describes where a safetensors file that failed to parse was cut short, or returns `None`
+/// when it does not look like a cut safetensors file.
+///
+/// A safetensors file is an 8-byte little-endian header length `n`, an `n`-byte JSON header
+/// whose entries give each tensor's `data_offsets` from the end of the header, and the data.
+fn truncation(bytes: &[u8]) -> Option<String> {
+    let header_len = u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?);
+    let header_end = header_len.checked_add(8)?;
+    let size = bytes.len() as u64;
+    if size < header_end {
+        // Any 8 bytes read as a length, so only a JSON object after them marks a safetensors
+        // header rather than another format.
+        return (bytes.get(8) == Some(&b'{')).then(|| {
+            format!("it ends at byte offset {size}, inside its {header_len}-byte JSON header")
+        });
+    }
+    let header: serde_json::Value =
+        serde_json::from_slice(bytes.get(8..usize::try_from(header_end).ok()?)?).ok()?;
+    let data_len = header
+        .as_object()?
+        .iter()
+        .filter(|(name, _)| name.as_str() != "__metadata__")
+        .filter_map(|(_, tensor)| tensor.get("data_offsets")?.get(1)?.as_u64())
+        .max()?;
+    let expected = header_end.checked_add(data_len)?;
+    (size < expected).then(|| {
+        format!("its header describes {expected} bytes, but the file ends at byte offset {size}")
+    })
+}
+
+fn check_scaler(metadata: &ModelMetadata, path: &Path) -> Result<()> {
+    if let Some(n) = metadata.scaler.n_features()
+        && n != metadata.layer_sizes[0]
+    {
+        return Err(Error::model(
+            path,
+            format!(
+                "the scaler is for {n} features but the network has {} inputs",
+                metadata.layer_sizes[0]
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn check_classes(metadata: &ModelMetadata, path: &Path) -> Result<()> {

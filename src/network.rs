@@ -592,7 +592,7 @@ impl<T: Float> ForwardCache<T> {
     ///
     /// # Panics
     ///
-    /// When `l` exceeds the number of layers.
+    /// When `l` exceeds the number of layers, and for every `l` before the first forward pass.
     pub fn activation(&self, l: usize) -> ArrayView2<'_, T> {
         if l == 0 {
             return input_view(&self.activations[0], self.sizes[0], self.batch);
@@ -600,14 +600,20 @@ impl<T: Float> ForwardCache<T> {
         view(&self.activations[l], self.sizes[l], self.batch)
     }
 
-    /// The output `A[L]`, `n[L] x m`.
+    /// Returns the output `A[L]`, `n[L] x m`, or an empty `0 x 0` view before the first forward
+    /// pass.
     pub fn output(&self) -> ArrayView2<'_, T> {
-        self.activation(self.sizes.len() - 1)
+        match self.sizes.len().checked_sub(1) {
+            Some(last) => self.activation(last),
+            None => ArrayView2::from_shape((0, 0), &[]).expect("an empty slice fits 0 x 0"),
+        }
     }
 
-    /// `Z[l]` when layer `l`'s activation needs it, otherwise `None`.
+    /// `Z[l]` when layer `l`'s activation needs it, otherwise `None`, as for an `l` beyond the
+    /// last layer.
     pub fn pre_activation(&self, l: usize) -> Option<ArrayView2<'_, T>> {
-        self.pre_activations[l]
+        self.pre_activations
+            .get(l)?
             .as_ref()
             .map(|z| view(z, self.sizes[l], self.batch))
     }

@@ -63,8 +63,11 @@ impl Rng {
         (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
     }
 
-    /// Returns a uniform integer from `0..n` without modulo bias (Lemire's method). `n` must be
-    /// positive.
+    /// Returns a uniform integer from `0..n` without modulo bias (Lemire's method).
+    ///
+    /// # Panics
+    ///
+    /// When `n` is 0, since `0..0` has no integer to return.
     pub fn below(&mut self, n: usize) -> usize {
         assert!(n > 0, "Rng::below needs a positive bound");
         let n = n as u64;

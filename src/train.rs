@@ -107,6 +107,12 @@ impl TrainConfig {
                 self.dropout
             )));
         }
+        if !(self.l2 >= 0.0 && self.l2.is_finite()) {
+            return Err(Error::Config(format!(
+                "the L2 penalty must be finite and at least 0, not {}",
+                self.l2
+            )));
+        }
         if let Some(norm) = self.clip_norm
             && !(norm > 0.0 && norm.is_finite())
         {
@@ -414,7 +420,7 @@ impl Trainer {
             let targets = self.targets.slice(s![.., ..size]);
             let output = self.cache.output();
             let mut loss = self.cost.value(output, targets)? as f64;
-            if let Some(accuracy) = metrics::accuracy(output, targets, self.cost) {
+            if let Some(accuracy) = metrics::accuracy(output, targets, self.cost)? {
                 correct += accuracy * size as f64;
                 counted += size;
             }
@@ -525,7 +531,7 @@ pub fn evaluate(
     let outputs = predict(network, data.features)?;
     let targets = data.targets.t();
     let loss = cost.value(outputs.view(), targets)? as f64;
-    Ok((loss, metrics::accuracy(outputs.view(), targets, cost)))
+    Ok((loss, metrics::accuracy(outputs.view(), targets, cost)?))
 }
 
 /// Returns the network's outputs, `n[L] x m`, for features given one example per row
@@ -557,7 +563,23 @@ pub fn predict(network: &Network<f32>, features: ArrayView2<'_, f32>) -> Result<
 /// [`Error::Config`] when the targets do not suit the cost: binary cross-entropy with other
 /// than two classes, multi-label cross-entropy (which needs a 0/1 column per label, not one
 /// class per example), mean squared error on classes, or a cross-entropy on regression values.
+/// [`Error::Shape`] when a class index is not below the number of class names.
 pub fn encode_targets(targets: &Targets, cost: Cost) -> Result<Array2<f32>> {
+    if let Targets::Classes {
+        labels,
+        class_names,
+    } = targets
+        && let Some((row, &label)) = labels
+            .iter()
+            .enumerate()
+            .find(|&(_, &label)| label >= class_names.len())
+    {
+        return Err(Error::Shape(format!(
+            "example {} has class index {label}, but there are only {} class names",
+            row + 1,
+            class_names.len()
+        )));
+    }
     match (targets, cost) {
         (
             Targets::Classes {

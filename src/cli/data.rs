@@ -87,7 +87,9 @@ pub struct Loaded {
 }
 
 impl DataArgs {
-    fn csv_options(&self) -> Result<CsvOptions> {
+    /// Returns the CSV options these arguments set, reading the labels as `class_names` (the
+    /// classes of a trained model or of the training set) when given.
+    fn csv_options(&self, class_names: Option<&[String]>) -> Result<CsvOptions> {
         let target = match &self.target {
             Some(text) => Some(text.parse::<TargetColumn>()?),
             None => None,
@@ -99,6 +101,7 @@ impl DataArgs {
                 TaskArg::Regression => Task::Regression,
             },
             has_header: header_setting(self.header),
+            class_names: class_names.map(<[String]>::to_vec),
             ..CsvOptions::default()
         })
     }
@@ -144,13 +147,14 @@ pub fn load_for_training(
             let (train, test) = data::load_idx_dir(path)?;
             return Ok(Loaded { train, test, spec });
         }
-        Some(path) => data::load_csv(path, &args.csv_options()?)?,
+        Some(path) => data::load_csv(path, &args.csv_options(None)?)?,
     };
     if let Some(test_path) = test_data {
-        let mut test = data::load_csv(test_path, &args.csv_options()?)?;
-        if let data::Targets::Classes { class_names, .. } = &whole.targets {
-            test.align_classes(class_names, test_path)?;
-        }
+        let class_names = match &whole.targets {
+            data::Targets::Classes { class_names, .. } => Some(class_names.as_slice()),
+            data::Targets::Values(_) => None,
+        };
+        let test = data::load_csv(test_path, &args.csv_options(class_names)?)?;
         return Ok(Loaded {
             train: whole,
             test,
@@ -165,16 +169,18 @@ pub fn load_for_training(
     }
     let (train, test) = whole
         .split(test_split, &mut Rng::new(seed))
-        .context("cannot hold out a test set")?;
+        .map_err(|error| split_error(error, &spec.source, "test", "--test-split", test_split))?;
     spec.test_split = Some(test_split);
     Ok(Loaded { train, test, spec })
 }
 
 /// Loads the labeled test set for `evaluate`: from `args.data` when given (an IDX directory's
-/// test files or a whole CSV file), otherwise the test split recorded in the model.
+/// test files or a whole CSV file, whose labels are read as `class_names` when given),
+/// otherwise the test split recorded in the model.
 pub fn load_for_evaluation(
     args: &DataArgs,
     recorded: Option<&DataSpec>,
+    class_names: Option<&[String]>,
 ) -> Result<(Dataset, String)> {
     match &args.data {
         Some(path) if path.is_dir() => {
@@ -182,7 +188,7 @@ pub fn load_for_evaluation(
             Ok((test, format!("{} (t10k files)", path.display())))
         }
         Some(path) => Ok((
-            data::load_csv(path, &args.csv_options()?)?,
+            data::load_csv(path, &args.csv_options(class_names)?)?,
             path.display().to_string(),
         )),
         None => {
@@ -208,6 +214,18 @@ pub fn load_for_evaluation(
             };
             Ok((loaded.test, description))
         }
+    }
+}
+
+/// Turns the error of [`Dataset::split`] at a `fraction` already known to be in (0, 1), which
+/// means that `source` has too few examples for it, into a data error naming `source`.
+pub fn split_error(error: Error, source: &str, part: &str, option: &str, fraction: f64) -> Error {
+    match error {
+        Error::Config(message) => Error::data(
+            source,
+            format!("cannot hold out a {part} set with {option} {fraction}: {message}"),
+        ),
+        other => other,
     }
 }
 

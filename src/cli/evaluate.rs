@@ -32,8 +32,11 @@ pub fn recorded_spec(model: &Model) -> Option<DataSpec> {
 /// Runs `evaluate`.
 pub fn run(args: Args) -> Result<ExitCode> {
     let model = Model::load(&args.model)?;
-    let (mut dataset, description) =
-        data::load_for_evaluation(&args.data, recorded_spec(&model).as_ref())?;
+    let (mut dataset, description) = data::load_for_evaluation(
+        &args.data,
+        recorded_spec(&model).as_ref(),
+        model.class_names.as_deref(),
+    )?;
     data::check_finite(&dataset, &description)?;
     let source = args
         .data
@@ -97,10 +100,10 @@ pub fn print_report(
             print_confusion(&matrix, names);
         }
         _ => {
-            println!("test R²: {:.4}", metrics::r2_score(outputs, targets));
+            println!("test R²: {:.4}", metrics::r2_score(outputs, targets)?);
             println!(
                 "test mean absolute error: {:.4}",
-                metrics::mean_absolute_error(outputs, targets)
+                metrics::mean_absolute_error(outputs, targets)?
             );
         }
     }

@@ -72,7 +72,7 @@ pub fn run() -> ExitCode {
     match outcome {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", describe(&error));
             if is_usage_error(&error) {
                 ExitCode::from(2)
             } else {
@@ -80,6 +80,22 @@ pub fn run() -> ExitCode {
             }
         }
     }
+}
+
+/// Joins the error and its causes as `error: cause: cause`, leaving out a cause whose text
+/// already ends the message, since [`feedforward::Error::Io`] shows its source itself.
+fn describe(error: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in error.chain() {
+        let part = cause.to_string();
+        if text.is_empty() {
+            text = part;
+        } else if !text.ends_with(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+    }
+    text
 }
 
 /// True for errors in what the user typed, as opposed to errors in the data they named.

@@ -23,9 +23,9 @@ pub struct Args {
     #[arg(long, default_value = "model.safetensors", value_name = "PATH")]
     model: PathBuf,
 
-    /// Input: a CSV file of features (add --target COLUMN when it also holds a label column,
-    /// which is then ignored), or an IDX directory, whose t10k images are used. Without it,
-    /// the model's recorded test set.
+    /// Input: a CSV file of features (add --target COLUMN when it also contains a column of the
+    /// model's labels, or numbers for a regression model, which is then ignored), or an IDX
+    /// directory, whose t10k images are used. Without it, the model's recorded test set.
     #[command(flatten)]
     data: DataArgs,
 
@@ -68,7 +68,9 @@ fn load_features(args: &Args, model: &Model) -> Result<Array2<f32>> {
             if model.class_names.is_none() {
                 args.task = data::TaskArg::Regression;
             }
-            data::load_for_evaluation(&args, None)?.0.features
+            data::load_for_evaluation(&args, None, model.class_names.as_deref())?
+                .0
+                .features
         }
         Some(path) => {
             let header = match args.data.header {
@@ -79,7 +81,7 @@ fn load_features(args: &Args, model: &Model) -> Result<Array2<f32>> {
             dataset::load_csv_features(path, Some(expected), header, b',')?.0
         }
         None => {
-            data::load_for_evaluation(&args.data, recorded_spec(model).as_ref())?
+            data::load_for_evaluation(&args.data, recorded_spec(model).as_ref(), None)?
                 .0
                 .features
         }

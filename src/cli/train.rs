@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use feedforward::data::{Dataset, Scaler, ScalerKind, Targets};
 use feedforward::model::Model;
 use feedforward::optim::{OptimizerConfig, Schedule};
@@ -31,12 +31,22 @@ pub struct Args {
 
     /// Fraction of the examples held out as the test set when the data has no test set of its
     /// own (CSV files and the embedded digits).
-    #[arg(long, default_value_t = 0.2, value_name = "FRACTION")]
+    #[arg(
+        long,
+        allow_negative_numbers = true,
+        default_value_t = 0.2,
+        value_name = "FRACTION"
+    )]
     test_split: f64,
 
     /// Fraction of the training examples held out for validation after every epoch; 0 turns
     /// validation off. Early stopping watches the validation loss when there is one.
-    #[arg(long, default_value_t = 0.0, value_name = "FRACTION")]
+    #[arg(
+        long,
+        allow_negative_numbers = true,
+        default_value_t = 0.0,
+        value_name = "FRACTION"
+    )]
     validation_split: f64,
 
     /// Hidden-layer widths, comma-separated; the input and output widths come from the data.
@@ -65,7 +75,7 @@ pub struct Args {
 
     /// Learning rate; overrides the optimizer's [default: 0.001 for adam and adamw, 0.01 for
     /// the others].
-    #[arg(long, value_name = "RATE")]
+    #[arg(long, allow_negative_numbers = true, value_name = "RATE")]
     lr: Option<f64>,
 
     /// Learning-rate schedule over epochs: constant, step:EVERY[:GAMMA] (multiply by GAMMA,
@@ -83,15 +93,25 @@ pub struct Args {
     batch_size: usize,
 
     /// L2 penalty λ: adds (λ/2)·Σ‖W‖² to the cost and λ·W to each weight gradient.
-    #[arg(long, default_value_t = 0.0, value_name = "LAMBDA")]
+    #[arg(
+        long,
+        allow_negative_numbers = true,
+        default_value_t = 0.0,
+        value_name = "LAMBDA"
+    )]
     l2: f64,
 
     /// Clip the global gradient norm to this value [default: no clipping].
-    #[arg(long, value_name = "NORM")]
+    #[arg(long, allow_negative_numbers = true, value_name = "NORM")]
     clip_norm: Option<f64>,
 
     /// Inverted-dropout rate after every hidden layer, in [0, 1); off at inference.
-    #[arg(long, default_value_t = 0.0, value_name = "RATE")]
+    #[arg(
+        long,
+        allow_negative_numbers = true,
+        default_value_t = 0.0,
+        value_name = "RATE"
+    )]
     dropout: f64,
 
     /// Stop when the monitored loss has not improved for --patience epochs, and keep the best
@@ -104,7 +124,12 @@ pub struct Args {
     patience: usize,
 
     /// Smallest loss decrease that counts as an improvement for early stopping.
-    #[arg(long, default_value_t = 1e-4, value_name = "DELTA")]
+    #[arg(
+        long,
+        allow_negative_numbers = true,
+        default_value_t = 1e-4,
+        value_name = "DELTA"
+    )]
     min_delta: f64,
 
     /// Feature scaling fitted on the training set and stored in the model: none, standard
@@ -145,7 +170,18 @@ fn output_for(targets: &Targets) -> (usize, Activation, Cost) {
 /// Runs `train`.
 pub fn run(args: Args, quiet: bool) -> Result<ExitCode> {
     if args.layers.contains(&0) {
-        return Err(UsageError(format!("--layers {:?} has a zero width", args.layers)).into());
+        return Err(UsageError(format!(
+            "--layers {:?} has a zero width; every hidden-layer width must be at least 1",
+            args.layers
+        ))
+        .into());
+    }
+    if !(0.0..1.0).contains(&args.validation_split) {
+        return Err(UsageError(format!(
+            "--validation-split must be at least 0 and below 1, not {}; 0 turns validation off",
+            args.validation_split
+        ))
+        .into());
     }
     let Loaded {
         train: mut train_set,
@@ -163,9 +199,18 @@ pub fn run(args: Args, quiet: bool) -> Result<ExitCode> {
     let mut validation_set = None;
     if args.validation_split > 0.0 {
         let mut rng = Rng::new(args.seed.wrapping_add(1));
-        let (rest, validation) = train_set
-            .split(args.validation_split, &mut rng)
-            .context("cannot hold out a validation set")?;
+        let (rest, validation) =
+            train_set
+                .split(args.validation_split, &mut rng)
+                .map_err(|error| {
+                    data::split_error(
+                        error,
+                        &spec.source,
+                        "validation",
+                        "--validation-split",
+                        args.validation_split,
+                    )
+                })?;
         train_set = rest;
         validation_set = Some(validation);
     }

@@ -95,6 +95,11 @@ pub struct CsvOptions {
     pub has_header: Option<bool>,
     /// The field delimiter, `b','` by default.
     pub delimiter: u8,
+    /// The classes of a trained model, in class-index order, to read the labels as; `None`
+    /// takes the classes from the file's own labels. With classes given, a label outside them
+    /// is an error naming its line, and a file may hold a single class, as a test set may.
+    /// Regression ignores this.
+    pub class_names: Option<Vec<String>>,
 }
 
 impl Default for CsvOptions {
@@ -104,6 +109,7 @@ impl Default for CsvOptions {
             task: Task::Classification,
             has_header: None,
             delimiter: b',',
+            class_names: None,
         }
     }
 }
@@ -114,7 +120,7 @@ impl Default for CsvOptions {
 /// [`Dataset`] has an `m x (columns - 1)` feature matrix, where `m` is the number of data rows,
 /// and [`Targets::Classes`] or `m x 1` [`Targets::Values`] according to `options.task`.
 /// Class indexes follow the sorted labels: numerically when every label is a number (so "2"
-/// comes before "10"), otherwise by text.
+/// comes before "10"), otherwise by text, unless `options.class_names` sets the classes.
 ///
 /// When `options.has_header` is `None`, line 1 is taken as a header if some feature column
 /// contains text on line 1 and a number on line 2. In a one-line file, any text in a feature
@@ -126,8 +132,9 @@ impl Default for CsvOptions {
 /// [`Error::Io`] when the file cannot be read. [`Error::Data`] naming the line, the column and
 /// the fix for: an empty file, a header with no data rows, fewer than 2 columns, a target column
 /// that does not exist, rows with a different number of fields than line 1, empty cells,
-/// non-numeric feature cells, NaN or infinite values, text that is not UTF-8, and a
-/// classification target with a single class.
+/// non-numeric feature cells, NaN or infinite values, text that is not UTF-8, a classification
+/// target with a single class when `options.class_names` is `None`, and a label outside
+/// `options.class_names` when it is set.
 pub fn load_csv(path: &Path, options: &CsvOptions) -> Result<Dataset> {
     let file = File::open(path).map_err(|error| Error::io(path, error))?;
     load_csv_reader(file, path, options)
@@ -165,7 +172,7 @@ pub fn load_csv_reader<R: Read>(reader: R, source: &Path, options: &CsvOptions) 
     let source = table.source.clone();
     let mut features = Vec::new();
     let mut rows = 0;
-    let mut targets = TargetBuilder::new(options.task);
+    let mut targets = TargetBuilder::new(options.task, options.class_names.as_deref());
     table.for_each_row(has_header, |line, record| {
         for (index, cell) in cells(record).enumerate() {
             if index == target {
@@ -594,7 +601,8 @@ fn parse_number(
     Ok(value)
 }
 
-/// Collects the target column: class labels, interned as they come, or numbers.
+/// Collects the target column: class labels, interned as they come or matched against given
+/// classes, or numbers.
 enum TargetBuilder {
     Classes {
         /// Index of each row's label in `first_seen`.
@@ -603,18 +611,33 @@ enum TargetBuilder {
         first_seen: Vec<String>,
         id_of: HashMap<String, usize>,
     },
+    KnownClasses {
+        /// Index of each row's label in `class_names`.
+        labels: Vec<usize>,
+        class_names: Vec<String>,
+        index_of: HashMap<String, usize>,
+    },
     Values(Vec<f32>),
 }
 
 impl TargetBuilder {
-    fn new(task: Task) -> Self {
-        match task {
-            Task::Classification => TargetBuilder::Classes {
+    fn new(task: Task, class_names: Option<&[String]>) -> Self {
+        match (task, class_names) {
+            (Task::Classification, None) => TargetBuilder::Classes {
                 ids: Vec::new(),
                 first_seen: Vec::new(),
                 id_of: HashMap::new(),
             },
-            Task::Regression => TargetBuilder::Values(Vec::new()),
+            (Task::Classification, Some(names)) => TargetBuilder::KnownClasses {
+                labels: Vec::new(),
+                class_names: names.to_vec(),
+                index_of: names
+                    .iter()
+                    .enumerate()
+                    .map(|(index, name)| (name.clone(), index))
+                    .collect(),
+            },
+            (Task::Regression, _) => TargetBuilder::Values(Vec::new()),
         }
     }
 
@@ -627,22 +650,23 @@ impl TargetBuilder {
         index: usize,
         source: &Path,
     ) -> Result<()> {
+        let is_classes = !matches!(self, TargetBuilder::Values(_));
+        if is_classes && cell.is_empty() {
+            let column = columns.label(index);
+            return Err(Error::data(
+                source,
+                format!(
+                    "line {line}, {column}: the class label is empty; give every row a label or \
+                     remove the row"
+                ),
+            ));
+        }
         match self {
             TargetBuilder::Classes {
                 ids,
                 first_seen,
                 id_of,
             } => {
-                if cell.is_empty() {
-                    let column = columns.label(index);
-                    return Err(Error::data(
-                        source,
-                        format!(
-                            "line {line}, {column}: the class label is empty; give every row \
-                             a label or remove the row"
-                        ),
-                    ));
-                }
                 let id = match id_of.get(cell) {
                     Some(&id) => id,
                     None => {
@@ -653,6 +677,26 @@ impl TargetBuilder {
                     }
                 };
                 ids.push(id);
+            }
+            TargetBuilder::KnownClasses {
+                labels,
+                class_names,
+                index_of,
+            } => {
+                let Some(&label) = index_of.get(cell) else {
+                    let column = columns.label(index);
+                    return Err(Error::data(
+                        source,
+                        format!(
+                            "line {line}, {column}: class label \"{cell}\" is not one of the \
+                             model's {} classes ({}); remove the rows of other classes, or use \
+                             a model trained on them",
+                            class_names.len(),
+                            quoted_list(class_names)
+                        ),
+                    ));
+                };
+                labels.push(label);
             }
             TargetBuilder::Values(values) => values.push(parse_number(
                 cell,
@@ -699,6 +743,14 @@ impl TargetBuilder {
                     class_names,
                 })
             }
+            TargetBuilder::KnownClasses {
+                labels,
+                class_names,
+                ..
+            } => Ok(Targets::Classes {
+                labels,
+                class_names,
+            }),
             TargetBuilder::Values(values) => {
                 let rows = values.len();
                 let values = Array2::from_shape_vec((rows, 1), values)
@@ -1131,6 +1183,45 @@ mod tests {
         assert!(error.contains("regression"), "{error}");
     }
 
+    fn with_model_classes(names: &[&str]) -> CsvOptions {
+        CsvOptions {
+            class_names: Some(strings(names)),
+            ..CsvOptions::default()
+        }
+    }
+
+    #[test]
+    fn model_classes_set_indexes() {
+        let data = load(
+            "a,label\n1,y\n2,x\n3,y\n",
+            &with_model_classes(&["y", "z", "x"]),
+        )
+        .unwrap();
+        assert_eq!(classes(&data), (vec![0, 2, 0], strings(&["y", "z", "x"])));
+    }
+
+    #[test]
+    fn model_classes_allow_single_class() {
+        let data = load("a,label\n1,x\n2,x\n", &with_model_classes(&["x", "y"])).unwrap();
+        assert_eq!(classes(&data), (vec![0, 0], strings(&["x", "y"])));
+    }
+
+    #[test]
+    fn error_label_outside_model_classes() {
+        let error = error_of("a,label\n1,x\n2,w\n", &with_model_classes(&["x", "y"]));
+        assert!(error.starts_with("t.csv: line 3"), "{error}");
+        assert!(error.contains("column \"label\" (index 1)"), "{error}");
+        assert!(
+            error.contains("\"w\" is not one of the model's 2 classes"),
+            "{error}"
+        );
+        assert!(error.contains("(\"x\", \"y\")"), "{error}");
+
+        let error = error_of("a,label\n1,x\n2,\n", &with_model_classes(&["x", "y"]));
+        assert!(error.contains("line 3"), "{error}");
+        assert!(error.contains("class label is empty"), "{error}");
+    }
+
     #[test]
     fn error_single_column() {
         let error = default_error("1\n2\n3\n");
@@ -1246,6 +1337,7 @@ mod tests {
                         task,
                         has_header,
                         delimiter: b',',
+                        class_names: None,
                     });
                 }
             }

@@ -26,6 +26,7 @@ pub fn digits() -> Dataset {
         task: Task::Classification,
         has_header: Some(false),
         delimiter: b',',
+        class_names: None,
     };
     // The embedded bytes are fixed at compile time and the tests below parse them, so this
     // cannot fail.

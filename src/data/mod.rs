@@ -70,11 +70,12 @@ impl Targets {
 
     /// Returns the targets of the examples at `indices`, in that order.
     ///
-    /// # Panics
+    /// # Errors
     ///
-    /// Panics if an index is out of range.
-    pub fn select(&self, indices: &[usize]) -> Targets {
-        match self {
+    /// [`Error::Shape`] naming the first index that is not below [`Targets::len`].
+    pub fn select(&self, indices: &[usize]) -> Result<Targets> {
+        check_indices(indices, self.len())?;
+        Ok(match self {
             Targets::Classes {
                 labels,
                 class_names,
@@ -83,7 +84,17 @@ impl Targets {
                 class_names: class_names.clone(),
             },
             Targets::Values(values) => Targets::Values(values.select(Axis(0), indices)),
-        }
+        })
+    }
+}
+
+/// Checks that every index is below `len`.
+fn check_indices(indices: &[usize], len: usize) -> Result<()> {
+    match indices.iter().find(|&&index| index >= len) {
+        Some(index) => Err(Error::Shape(format!(
+            "example index {index} is out of range for {len} examples"
+        ))),
+        None => Ok(()),
     }
 }
 
@@ -165,15 +176,25 @@ impl Dataset {
     /// Returns the examples at `indices`, in that order. An index may repeat. Feature names and
     /// class names are kept.
     ///
-    /// # Panics
+    /// # Errors
     ///
-    /// Panics if an index is out of range.
-    pub fn select(&self, indices: &[usize]) -> Dataset {
-        Dataset {
-            features: self.features.select(Axis(0), indices),
-            targets: self.targets.select(indices),
-            feature_names: self.feature_names.clone(),
+    /// [`Error::Shape`] naming the first index that is not below [`Dataset::len`], or when the
+    /// targets cover a different number of examples than the features have rows, which only a
+    /// data set built without [`Dataset::new`] can do.
+    pub fn select(&self, indices: &[usize]) -> Result<Dataset> {
+        if self.targets.len() != self.len() {
+            return Err(Error::Shape(format!(
+                "the features have {} rows but there are {} targets",
+                self.len(),
+                self.targets.len()
+            )));
         }
+        check_indices(indices, self.len())?;
+        Ok(Dataset {
+            features: self.features.select(Axis(0), indices),
+            targets: self.targets.select(indices)?,
+            feature_names: self.feature_names.clone(),
+        })
     }
 
     /// Splits the examples at random into two parts, for instance training and validation sets.
@@ -185,7 +206,8 @@ impl Dataset {
     /// # Errors
     ///
     /// [`Error::Config`] when `fraction` is not strictly between 0 and 1, or when either part
-    /// would be empty.
+    /// would be empty. [`Error::Shape`] when the targets cover a different number of examples
+    /// than the features have rows.
     pub fn split(&self, fraction: f64, rng: &mut Rng) -> Result<(Dataset, Dataset)> {
         if !(fraction > 0.0 && fraction < 1.0) {
             return Err(Error::Config(format!(
@@ -206,7 +228,7 @@ impl Dataset {
 
         let order = rng.permutation(total);
         let (first, second) = order.split_at(first_len);
-        Ok((self.select(first), self.select(second)))
+        Ok((self.select(first)?, self.select(second)?))
     }
 
     /// Checks that every feature and regression target is finite.
@@ -367,7 +389,7 @@ mod tests {
 
     #[test]
     fn select_keeps_order_and_names() {
-        let picked = small().select(&[4, 0, 4]);
+        let picked = small().select(&[4, 0, 4]).unwrap();
         assert_eq!(picked.features, array![[8.0, 9.0], [0.0, 1.0], [8.0, 9.0]]);
         assert_eq!(
             picked.targets,
@@ -387,10 +409,34 @@ mod tests {
             None,
         )
         .unwrap();
-        let picked = data.select(&[2, 1]);
+        let picked = data.select(&[2, 1]).unwrap();
         assert_eq!(
             picked.targets,
             Targets::Values(array![[30.0, 31.0], [20.0, 21.0]])
+        );
+    }
+
+    #[test]
+    fn select_rejects_out_of_range() {
+        let error = small().select(&[0, 5, 7]).unwrap_err();
+        assert!(matches!(error, Error::Shape(_)), "{error}");
+        assert!(error.to_string().contains("index 5"), "{error}");
+        assert!(error.to_string().contains("5 examples"), "{error}");
+
+        let error = small().targets.select(&[9]).unwrap_err();
+        assert!(error.to_string().contains("index 9"), "{error}");
+    }
+
+    #[test]
+    fn split_rejects_targets_of_other_length() {
+        // The fields are public, so a data set can bypass the checks of Dataset::new.
+        let mut data = small();
+        data.targets = Targets::Values(Array2::zeros((2, 1)));
+        let error = data.split(0.4, &mut Rng::new(1)).unwrap_err();
+        assert!(matches!(error, Error::Shape(_)), "{error}");
+        assert!(
+            error.to_string().contains("5 rows but there are 2 targets"),
+            "{error}"
         );
     }
 

@@ -82,12 +82,38 @@ fn truncated_file_is_error() {
 }
 
 #[test]
+fn truncated_file_names_byte_offset() {
+    let bytes = saved_bytes(&model());
+    let header_len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+
+    let cut = bytes.len() - 10;
+    let message = load_error(&bytes[..cut]);
+    assert!(message.contains("it is truncated"), "{message}");
+    assert!(
+        message.contains(&format!(
+            "describes {} bytes, but the file ends at byte offset {cut}",
+            bytes.len()
+        )),
+        "{message}"
+    );
+
+    let message = load_error(&bytes[..20]);
+    assert!(
+        message.contains(&format!(
+            "ends at byte offset 20, inside its {header_len}-byte JSON header"
+        )),
+        "{message}"
+    );
+}
+
+#[test]
 fn other_format_is_error() {
     let message = load_error(b"label,x\n1,2\n");
     assert!(
         message.contains("not a valid safetensors file"),
         "{message}"
     );
+    assert!(!message.contains("truncated, because"), "{message}");
 }
 
 #[test]
@@ -173,4 +199,22 @@ fn predict_applies_scaler() {
             .predict(ndarray::array![[1.0f32, 2.0]].view())
             .is_err()
     );
+}
+
+#[test]
+fn save_rejects_what_load_rejects() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.safetensors");
+
+    let mut wrong_classes = model();
+    wrong_classes.class_names = Some(vec!["cat".into()]);
+    let error = wrong_classes.save(&path).unwrap_err().to_string();
+    assert!(error.contains("1 class names"), "{error}");
+
+    let mut wrong_scaler = model();
+    wrong_scaler.scaler = Scaler::fit(ScalerKind::MinMax, ndarray::Array2::zeros((2, 5)).view());
+    let error = wrong_scaler.save(&path).unwrap_err().to_string();
+    assert!(error.contains("scaler is for 5 features"), "{error}");
+
+    assert!(!path.exists(), "a rejected model was written");
 }

@@ -307,3 +307,33 @@ fn global_norm_matches_definition() {
         30.0
     );
 }
+
+#[test]
+fn fresh_cache_output_is_empty() {
+    let cache = ForwardCache::<f64>::new();
+    assert_eq!(cache.output().dim(), (0, 0));
+    assert!(cache.pre_activation(0).is_none());
+    let y = Array2::<f64>::zeros((0, 0));
+    assert!(
+        Cost::CategoricalCrossEntropy
+            .value(cache.output(), y.view())
+            .is_err()
+    );
+}
+
+#[test]
+fn pre_activation_beyond_last_layer_is_none() {
+    let network = Network::<f64>::random(
+        &[3, 4, 2],
+        &[Activation::Gelu, Activation::Softmax],
+        &mut Rng::new(3),
+    )
+    .unwrap();
+    let mut cache = ForwardCache::new();
+    network
+        .forward_train(Array2::zeros((3, 2)).view(), &mut cache)
+        .unwrap();
+    assert_eq!(cache.pre_activation(1).map(|z| z.dim()), Some((4, 2)));
+    assert!(cache.pre_activation(3).is_none());
+    assert!(cache.pre_activation(usize::MAX).is_none());
+}

@@ -267,3 +267,32 @@ fn invalid_config_is_error() {
         ));
     }
 }
+
+#[test]
+fn negative_or_nan_l2_is_config_error() {
+    for l2 in [-1e-4, f64::NAN, f64::INFINITY] {
+        let config = TrainConfig {
+            l2,
+            ..TrainConfig::default()
+        };
+        let error = Trainer::new(classifier(17), Cost::CategoricalCrossEntropy, config)
+            .err()
+            .unwrap_or_else(|| panic!("L2 penalty {l2} was accepted"));
+        assert!(matches!(error, Error::Config(_)), "{l2}: {error}");
+        assert!(error.to_string().contains("L2 penalty"), "{error}");
+    }
+}
+
+#[test]
+fn encode_targets_rejects_class_index_out_of_range() {
+    for cost in [Cost::CategoricalCrossEntropy, Cost::BinaryCrossEntropy] {
+        let targets = Targets::Classes {
+            labels: vec![0, 2],
+            class_names: vec!["a".into(), "b".into()],
+        };
+        let error = encode_targets(&targets, cost).unwrap_err();
+        assert!(matches!(error, Error::Shape(_)), "{cost}: {error}");
+        assert!(error.to_string().contains("example 2"), "{error}");
+        assert!(error.to_string().contains("class index 2"), "{error}");
+    }
+}
