@@ -7,6 +7,7 @@ mod inspect;
 mod plot;
 mod predict;
 mod progress;
+mod resume;
 mod train;
 
 use std::process::ExitCode;
