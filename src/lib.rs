@@ -12,7 +12,8 @@
 //!
 //! The math lives in [`activation`], [`cost`], [`layer`] and [`network`], and [`gradcheck`]
 //! proves it against central finite differences. Training is [`init`], [`optim`] and
-//! [`train`]; data loading is [`data`]; model files are [`model`]; evaluation is [`metrics`].
+//! [`train`]; data loading is [`data`]; model files are [`model`] and training checkpoints
+//! [`checkpoint`]; evaluation is [`metrics`].
 //!
 //! Numerically, softmax subtracts each column's maximum, sigmoid never takes `exp` of a large
 //! positive number, and the cross-entropies clamp their log terms at -100, so softmax of
@@ -47,6 +48,7 @@
 #![warn(missing_docs)]
 
 pub mod activation;
+pub mod checkpoint;
 pub mod cost;
 pub mod data;
 pub mod error;

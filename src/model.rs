@@ -286,19 +286,35 @@ pub(crate) fn encode(
     network: &Network<f32>,
     metadata: HashMap<String, String>,
 ) -> std::result::Result<Vec<u8>, safetensors::SafeTensorError> {
-    let mut buffers: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+    serialize_f32(&network_tensors(network, ""), metadata)
+}
+
+/// A named `F32` tensor as stored: name, shape and little-endian bytes.
+pub(crate) type F32Tensor = (String, Vec<usize>, Vec<u8>);
+
+/// Returns the tensors `{prefix}layers.{i}.weight` and `{prefix}layers.{i}.bias` of every layer.
+pub(crate) fn network_tensors(network: &Network<f32>, prefix: &str) -> Vec<F32Tensor> {
+    let mut buffers = Vec::new();
     for (index, layer) in network.layers().iter().enumerate() {
         buffers.push((
-            format!("layers.{index}.weight"),
+            format!("{prefix}layers.{index}.weight"),
             vec![layer.outputs(), layer.inputs()],
             le_bytes(layer.weights().iter().copied()),
         ));
         buffers.push((
-            format!("layers.{index}.bias"),
+            format!("{prefix}layers.{index}.bias"),
             vec![layer.outputs()],
             le_bytes(layer.bias().iter().copied()),
         ));
     }
+    buffers
+}
+
+/// Serializes `F32` tensors with `metadata` into the bytes of a safetensors file.
+pub(crate) fn serialize_f32(
+    buffers: &[F32Tensor],
+    metadata: HashMap<String, String>,
+) -> std::result::Result<Vec<u8>, safetensors::SafeTensorError> {
     let views = buffers
         .iter()
         .map(|(name, shape, data)| {
@@ -355,24 +371,15 @@ pub(crate) fn read_tensor(
         .collect())
 }
 
-/// Builds the network that `metadata` describes from `tensors`.
+/// Builds the network that `metadata` describes from `tensors`, which must contain the
+/// network's tensors and nothing else.
 pub(crate) fn decode(
     tensors: &SafeTensors<'_>,
     metadata: &ModelMetadata,
     path: &Path,
 ) -> Result<Network<f32>> {
     let sizes = &metadata.layer_sizes;
-    if sizes.len() < 2 || metadata.activations.len() != sizes.len() - 1 {
-        return Err(Error::model(
-            path,
-            format!(
-                "the description lists {} layer sizes and {} activations; a network needs \
-                 at least 2 sizes and one activation per layer",
-                sizes.len(),
-                metadata.activations.len()
-            ),
-        ));
-    }
+    check_layer_lists(sizes, &metadata.activations, path)?;
     let expected_tensors = 2 * (sizes.len() - 1);
     if tensors.len() != expected_tensors {
         return Err(Error::model(
@@ -384,15 +391,63 @@ pub(crate) fn decode(
             ),
         ));
     }
+    decode_layers(
+        tensors,
+        "",
+        sizes,
+        &metadata.activations,
+        metadata.cost,
+        path,
+    )
+}
+
+/// Rejects layer lists that cannot describe a network: fewer than 2 sizes, or not one
+/// activation per layer.
+pub(crate) fn check_layer_lists(
+    sizes: &[usize],
+    activations: &[Activation],
+    path: &Path,
+) -> Result<()> {
+    if sizes.len() < 2 || activations.len() != sizes.len() - 1 {
+        return Err(Error::model(
+            path,
+            format!(
+                "the description lists {} layer sizes and {} activations; a network needs \
+                 at least 2 sizes and one activation per layer",
+                sizes.len(),
+                activations.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Builds a network from the tensors `{prefix}layers.{i}.weight` and `{prefix}layers.{i}.bias`
+/// with the given `sizes` and `activations`, and checks that `cost` can follow its output
+/// layer and that every value is finite. Other tensors in `tensors` are ignored.
+pub(crate) fn decode_layers(
+    tensors: &SafeTensors<'_>,
+    prefix: &str,
+    sizes: &[usize],
+    activations: &[Activation],
+    cost: Cost,
+    path: &Path,
+) -> Result<Network<f32>> {
+    check_layer_lists(sizes, activations, path)?;
     let mut layers = Vec::with_capacity(sizes.len() - 1);
-    for (index, (pair, &activation)) in sizes.windows(2).zip(&metadata.activations).enumerate() {
+    for (index, (pair, &activation)) in sizes.windows(2).zip(activations).enumerate() {
         let weights = read_tensor(
             tensors,
-            &format!("layers.{index}.weight"),
+            &format!("{prefix}layers.{index}.weight"),
             &[pair[1], pair[0]],
             path,
         )?;
-        let bias = read_tensor(tensors, &format!("layers.{index}.bias"), &[pair[1]], path)?;
+        let bias = read_tensor(
+            tensors,
+            &format!("{prefix}layers.{index}.bias"),
+            &[pair[1]],
+            path,
+        )?;
         let weights = Array2::from_shape_vec((pair[1], pair[0]), weights)
             .map_err(|e| Error::model(path, e.to_string()))?;
         let layer = Dense::new(weights, Array1::from(bias), activation)
@@ -400,9 +455,7 @@ pub(crate) fn decode(
         layers.push(layer);
     }
     let network = Network::new(layers).map_err(|e| Error::model(path, e.to_string()))?;
-    metadata
-        .cost
-        .check_output(network.output_activation(), network.outputs())
+    cost.check_output(network.output_activation(), network.outputs())
         .map_err(|e| Error::model(path, e.to_string()))?;
     check_finite(&network, path)?;
     Ok(network)

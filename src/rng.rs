@@ -31,6 +31,12 @@ impl Rng {
         }
     }
 
+    /// True for the all-zero state, from which xoshiro256++ returns only zeros. [`Rng::new`]
+    /// never produces it, so a checkpoint containing it is damaged.
+    pub(crate) fn has_zero_state(&self) -> bool {
+        self.state == [0; 4]
+    }
+
     /// Returns the next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
         let s = &mut self.state;

@@ -5,7 +5,8 @@
 //! adds the L2 penalty's gradient `λ W[l]`, clips the global gradient norm, and lets the
 //! optimizer update every `W[l]` and `b[l]` at the epoch's learning rate. The examples are
 //! reshuffled every epoch from the seeded generator, so the same seed, data and thread count
-//! give bit-identical weights.
+//! give bit-identical weights. [`Trainer::save_checkpoint`] and [`Trainer::resume`] (see
+//! [`crate::checkpoint`]) stop and continue a run without changing that result.
 //!
 //! ```
 //! use feedforward::train::{TrainConfig, TrainData, Trainer};
@@ -392,9 +393,10 @@ impl Trainer {
         let dropout = vec![self.config.dropout; hidden];
         let dropout = (self.config.dropout > 0.0).then_some(dropout.as_slice());
 
-        if self.order.len() != m {
-            self.order = (0..m).collect();
-        }
+        // The order is rebuilt from 0..m before every shuffle, so it depends only on the
+        // generator's state, which a checkpoint stores.
+        self.order.clear();
+        self.order.extend(0..m);
         self.rng.shuffle(&mut self.order);
         if self.targets.ncols() < batch_size {
             self.targets = Array2::zeros((self.network.outputs(), batch_size));

@@ -8,6 +8,7 @@ mod inspect;
 mod plot;
 mod predict;
 mod progress;
+mod resume;
 mod train;
 
 use std::process::ExitCode;

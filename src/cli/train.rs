@@ -1,11 +1,11 @@
 //! `feedforward train`: fits a network to labeled data, reports test accuracy and saves the
 //! model.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use feedforward::data::{Dataset, Scaler, ScalerKind, Targets};
 use feedforward::model::Model;
 use feedforward::optim::{OptimizerConfig, Schedule};
@@ -14,9 +14,13 @@ use feedforward::{Activation, Cost, Init, Network, Rng};
 use ndarray::Array2;
 use serde_json::json;
 
-use super::data::{DataArgs, Loaded};
+use super::data::{DataArgs, DataSpec, Loaded};
 use super::evaluate::print_report;
+use super::resume::RunRecord;
 use super::{UsageError, data, plot, progress};
+
+/// The model file of a run without --model or --resume.
+const DEFAULT_MODEL: &str = "model.safetensors";
 
 /// Options of `feedforward train`.
 #[derive(Debug, clap::Args)]
@@ -141,13 +145,42 @@ pub struct Args {
     #[arg(long, default_value_t = 0)]
     seed: u64,
 
-    /// Where to save the trained model (.safetensors).
-    #[arg(long, default_value = "model.safetensors", value_name = "PATH")]
-    model: PathBuf,
+    /// Where to save the trained model (.safetensors) [default: model.safetensors, or with
+    /// --resume the file the checkpointed run would have written].
+    #[arg(long, value_name = "PATH")]
+    model: Option<PathBuf>,
 
     /// Draw the loss and accuracy curves to this SVG file.
     #[arg(long, value_name = "PATH")]
     plot: Option<PathBuf>,
+
+    /// Save a checkpoint after every N epochs (after epochs N, 2N, ...) for --resume; 0 saves
+    /// none [default: 0, or with --resume the interval of the checkpointed run].
+    #[arg(long, value_name = "N")]
+    checkpoint_every: Option<usize>,
+
+    /// Checkpoint file, replaced atomically at each checkpoint and kept after training
+    /// [default: the --model path with the extension .ckpt, or with --resume the checkpoint
+    /// resumed from].
+    #[arg(long, value_name = "PATH")]
+    checkpoint: Option<PathBuf>,
+
+    /// Continue the run saved in this checkpoint file and save the model it would have saved.
+    /// The data and every training option come from the checkpoint, so only --data (which
+    /// must name the recorded data), --model, --plot, --checkpoint and --checkpoint-every may
+    /// be given with it. The result is bit-identical to an uninterrupted run when --threads is
+    /// the same as in that run.
+    #[arg(
+        long,
+        value_name = "CHECKPOINT",
+        conflicts_with_all = [
+            "test_data", "test_split", "validation_split", "layers", "activation", "init",
+            "optimizer", "lr", "schedule", "epochs", "batch_size", "l2", "clip_norm", "dropout",
+            "early_stopping", "patience", "min_delta", "scale", "seed", "target", "task",
+            "header",
+        ]
+    )]
+    resume: Option<PathBuf>,
 }
 
 /// The output layer and cost for the data's targets: softmax and categorical cross-entropy
@@ -167,8 +200,16 @@ fn output_for(targets: &Targets) -> (usize, Activation, Cost) {
     }
 }
 
-/// Runs `train`.
+/// Runs `train`: a new run, or with --resume the continuation of a checkpointed one.
 pub fn run(args: Args, quiet: bool) -> Result<ExitCode> {
+    match args.resume.clone() {
+        Some(checkpoint) => continue_run(args, &checkpoint, quiet),
+        None => start_run(args, quiet),
+    }
+}
+
+/// Loads the data, builds a new network and trains it.
+fn start_run(args: Args, quiet: bool) -> Result<ExitCode> {
     if args.layers.contains(&0) {
         return Err(UsageError(format!(
             "--layers {:?} has a zero width; every hidden-layer width must be at least 1",
@@ -183,47 +224,39 @@ pub fn run(args: Args, quiet: bool) -> Result<ExitCode> {
         ))
         .into());
     }
-    let Loaded {
-        train: mut train_set,
-        test: mut test_set,
-        spec,
-    } = data::load_for_training(
-        &args.data,
-        args.test_data.as_deref(),
-        args.test_split,
-        args.seed,
-    )?;
-    data::check_finite(&train_set, &spec.source)?;
-    data::check_finite(&test_set, &spec.source)?;
-
-    let mut validation_set = None;
-    if args.validation_split > 0.0 {
-        let mut rng = Rng::new(args.seed.wrapping_add(1));
-        let (rest, validation) =
-            train_set
-                .split(args.validation_split, &mut rng)
-                .map_err(|error| {
-                    data::split_error(
-                        error,
-                        &spec.source,
-                        "validation",
-                        "--validation-split",
-                        args.validation_split,
-                    )
-                })?;
-        train_set = rest;
-        validation_set = Some(validation);
+    if args.checkpoint.is_some() && args.checkpoint_every.unwrap_or(0) == 0 {
+        return Err(UsageError(
+            "--checkpoint names a checkpoint file, but no checkpoint is saved without \
+             --checkpoint-every N"
+                .into(),
+        )
+        .into());
     }
+    let model_path = args
+        .model
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_MODEL));
+    let checkpoints = Checkpoints {
+        every: args.checkpoint_every.unwrap_or(0),
+        path: args
+            .checkpoint
+            .clone()
+            .unwrap_or_else(|| model_path.with_extension("ckpt")),
+    };
+    checkpoints.check_distinct(&model_path)?;
 
-    let scaler = Scaler::fit(args.scale, train_set.features.view());
-    scaler.transform(&mut train_set.features)?;
-    scaler.transform(&mut test_set.features)?;
-    if let Some(validation) = validation_set.as_mut() {
-        scaler.transform(&mut validation.features)?;
-    }
+    let data_options = DataOptions {
+        data: &args.data,
+        test_data: args.test_data.as_deref(),
+        test_split: args.test_split,
+        validation_split: args.validation_split,
+        seed: args.seed,
+        scale: args.scale,
+    };
+    let prepared = prepare_data(&data_options)?;
 
-    let (outputs, output_activation, cost) = output_for(&train_set.targets);
-    let mut sizes = vec![train_set.n_features()];
+    let (outputs, output_activation, cost) = output_for(&prepared.train.targets);
+    let mut sizes = vec![prepared.train.n_features()];
     sizes.extend(&args.layers);
     sizes.push(outputs);
     let mut activations = vec![args.activation; args.layers.len()];
@@ -250,30 +283,234 @@ pub fn run(args: Args, quiet: bool) -> Result<ExitCode> {
         }),
     };
 
-    let train_targets = encode(&train_set, cost)?;
-    let test_targets = encode(&test_set, cost)?;
+    log::info!(
+        "training {network} with {cost} on {} ({} training, {} validation, {} test examples)",
+        prepared.spec.source,
+        prepared.train.len(),
+        prepared.validation.as_ref().map_or(0, Dataset::len),
+        prepared.test.len()
+    );
+    let record = RunRecord::new(
+        &prepared,
+        &data_options,
+        config.clone(),
+        &model_path,
+        checkpoints.every,
+    )?;
+    let trainer = Trainer::new(network, cost, config)?;
+    train_and_save(
+        trainer,
+        &prepared,
+        record,
+        &checkpoints,
+        &model_path,
+        args.plot.as_deref(),
+        quiet,
+    )
+}
+
+/// Resumes the run saved in `checkpoint`: reloads the recorded data, checks that it is the
+/// data the run started with, and trains the remaining epochs.
+fn continue_run(args: Args, checkpoint: &Path, quiet: bool) -> Result<ExitCode> {
+    let (trainer, extra) = Trainer::resume(checkpoint)?;
+    let record = RunRecord::from_checkpoint(extra, checkpoint)?;
+    record.check_data_path(args.data.data.as_deref())?;
+    let model_path = args.model.clone().unwrap_or_else(|| record.model.clone());
+    let checkpoints = Checkpoints {
+        every: args.checkpoint_every.unwrap_or(record.checkpoint_every),
+        path: args
+            .checkpoint
+            .clone()
+            .unwrap_or_else(|| checkpoint.to_path_buf()),
+    };
+    checkpoints.check_distinct(&model_path)?;
+
+    let data_args = record.data_args();
+    let mut prepared = prepare_data(&DataOptions {
+        data: &data_args,
+        test_data: record.test_data.as_deref(),
+        test_split: record.test_split,
+        validation_split: record.validation_split,
+        seed: record.seed,
+        scale: record.scaler.kind(),
+    })
+    .with_context(|| {
+        format!(
+            "cannot reload the training data {} of {}",
+            record.data.source,
+            checkpoint.display()
+        )
+    })?;
+    record.check_same_data(&prepared)?;
+    // The model file records the data as the original run named it, which may be a relative
+    // path that differs from the absolute one just loaded.
+    prepared.spec = record.data.clone();
+
+    log::info!(
+        "resuming the training of {} from {} after epoch {} of {}",
+        trainer.network(),
+        checkpoint.display(),
+        trainer.epochs_done(),
+        trainer.config().epochs
+    );
+    train_and_save(
+        trainer,
+        &prepared,
+        record,
+        &checkpoints,
+        &model_path,
+        args.plot.as_deref(),
+        quiet,
+    )
+}
+
+/// The checkpoint file and interval of a run.
+struct Checkpoints {
+    /// Epochs between checkpoints; 0 saves none.
+    every: usize,
+    path: PathBuf,
+}
+
+impl Checkpoints {
+    /// Rejects a checkpoint path equal to the model path, since one file would replace the
+    /// other. Paths are compared after making them absolute, without resolving links.
+    fn check_distinct(&self, model_path: &Path) -> Result<()> {
+        let same = match (
+            std::path::absolute(&self.path),
+            std::path::absolute(model_path),
+        ) {
+            (Ok(checkpoint), Ok(model)) => checkpoint == model,
+            _ => self.path == model_path,
+        };
+        if self.every > 0 && same {
+            return Err(UsageError(format!(
+                "the checkpoint and the model would both be written to {}; name another file \
+                 with --checkpoint",
+                model_path.display()
+            ))
+            .into());
+        }
+        Ok(())
+    }
+}
+
+/// The options that decide which examples a run trains, validates and tests on.
+pub struct DataOptions<'a> {
+    pub data: &'a DataArgs,
+    pub test_data: Option<&'a Path>,
+    pub test_split: f64,
+    pub validation_split: f64,
+    pub seed: u64,
+    pub scale: ScalerKind,
+}
+
+/// A run's data, split and scaled.
+pub struct PreparedData {
+    pub train: Dataset,
+    pub validation: Option<Dataset>,
+    pub test: Dataset,
+    pub spec: DataSpec,
+    /// Fitted on `train` and already applied to all three sets.
+    pub scaler: Scaler,
+}
+
+/// Loads the data, holds out the test and validation sets, and fits and applies the scaler.
+fn prepare_data(options: &DataOptions<'_>) -> Result<PreparedData> {
+    let Loaded {
+        train: mut train_set,
+        test: mut test_set,
+        spec,
+    } = data::load_for_training(
+        options.data,
+        options.test_data,
+        options.test_split,
+        options.seed,
+    )?;
+    data::check_finite(&train_set, &spec.source)?;
+    data::check_finite(&test_set, &spec.source)?;
+
+    let mut validation_set = None;
+    if options.validation_split > 0.0 {
+        let mut rng = Rng::new(options.seed.wrapping_add(1));
+        let (rest, validation) = train_set
+            .split(options.validation_split, &mut rng)
+            .map_err(|error| {
+                data::split_error(
+                    error,
+                    &spec.source,
+                    "validation",
+                    "--validation-split",
+                    options.validation_split,
+                )
+            })?;
+        train_set = rest;
+        validation_set = Some(validation);
+    }
+
+    let scaler = Scaler::fit(options.scale, train_set.features.view());
+    scaler.transform(&mut train_set.features)?;
+    scaler.transform(&mut test_set.features)?;
+    if let Some(validation) = validation_set.as_mut() {
+        scaler.transform(&mut validation.features)?;
+    }
+    Ok(PreparedData {
+        train: train_set,
+        validation: validation_set,
+        test: test_set,
+        spec,
+        scaler,
+    })
+}
+
+/// Trains until the trainer is finished, saving checkpoints on the way, then evaluates on the
+/// test set and saves the model.
+fn train_and_save(
+    mut trainer: Trainer,
+    prepared: &PreparedData,
+    mut record: RunRecord,
+    checkpoints: &Checkpoints,
+    model_path: &Path,
+    plot_path: Option<&Path>,
+    quiet: bool,
+) -> Result<ExitCode> {
+    let PreparedData {
+        train: train_set,
+        validation: validation_set,
+        test: test_set,
+        spec,
+        scaler,
+    } = prepared;
+    let cost = trainer.cost();
+    let train_targets = encode(train_set, cost)?;
+    let test_targets = encode(test_set, cost)?;
     let validation_targets = validation_set
         .as_ref()
         .map(|v| encode(v, cost))
         .transpose()?;
     let train_data = TrainData::new(train_set.features.view(), train_targets.view())?;
-    let validation_data = match (&validation_set, &validation_targets) {
+    let validation_data = match (validation_set, &validation_targets) {
         (Some(set), Some(targets)) => Some(TrainData::new(set.features.view(), targets.view())?),
         _ => None,
     };
 
-    log::info!(
-        "training {network} with {cost} on {} ({} training, {} validation, {} test examples)",
-        spec.source,
-        train_set.len(),
-        validation_set.as_ref().map_or(0, Dataset::len),
-        test_set.len()
-    );
+    // Seconds spent before the checkpoint this run resumed from, if any.
+    let earlier_seconds = record.train_seconds;
     let start = Instant::now();
-    let mut trainer = Trainer::new(network, cost, config.clone())?;
-    let mut observer = progress::Progress::new(config.epochs, quiet);
-    trainer.fit(train_data, validation_data, &mut observer)?;
-    let seconds = start.elapsed().as_secs_f64();
+    let mut observer = progress::Progress::new(trainer.config().epochs, quiet);
+    while !trainer.is_finished() {
+        trainer.run_epoch(train_data, validation_data, &mut observer)?;
+        if checkpoints.every > 0 && trainer.epochs_done() % checkpoints.every == 0 {
+            record.train_seconds = earlier_seconds + start.elapsed().as_secs_f64();
+            let extra = serde_json::to_value(&record).context("cannot encode the run record")?;
+            trainer.save_checkpoint(&checkpoints.path, &extra)?;
+            log::info!(
+                "checkpoint of epoch {} saved to {}",
+                trainer.epochs_done(),
+                checkpoints.path.display()
+            );
+        }
+    }
+    let seconds = earlier_seconds + start.elapsed().as_secs_f64();
     let (network, history) = trainer.finish_with_history();
 
     let test_data = TrainData::new(test_set.features.view(), test_targets.view())?;
@@ -287,10 +524,10 @@ pub fn run(args: Args, quiet: bool) -> Result<ExitCode> {
             Targets::Values(_) => None,
         },
         feature_names: train_set.feature_names.clone(),
-        scaler,
+        scaler: scaler.clone(),
         training: json!({
             "data": spec,
-            "config": config,
+            "config": record.config,
             "history": history,
             "test_loss": test_loss,
             "test_accuracy": test_accuracy,
@@ -298,8 +535,8 @@ pub fn run(args: Args, quiet: bool) -> Result<ExitCode> {
             "feedforward_version": env!("CARGO_PKG_VERSION"),
         }),
     };
-    model.save(&args.model)?;
-    if let Some(plot_path) = &args.plot {
+    model.save(model_path)?;
+    if let Some(plot_path) = plot_path {
         plot::draw(&history, plot_path)?;
     }
 
@@ -314,8 +551,8 @@ pub fn run(args: Args, quiet: bool) -> Result<ExitCode> {
         }
     );
     let outputs = model.network.forward(test_set.features.t())?;
-    print_report(&model, &test_set, outputs.view(), test_targets.t())?;
-    println!("model saved to {}", args.model.display());
+    print_report(&model, test_set, outputs.view(), test_targets.t())?;
+    println!("model saved to {}", model_path.display());
     Ok(ExitCode::SUCCESS)
 }
 
