@@ -8,9 +8,14 @@
 //! description with `safe_open(path, "np").metadata()`.
 //!
 //! A model is data, never code: loading parses the safetensors header and the JSON description
-//! and checks every tensor's dtype and shape against the description before copying it. Every
-//! allocation is bounded by the file's own size, since the file is read whole and each tensor
+//! and checks every tensor's dtype and shape against the description before copying it. Tensor
+//! allocations are bounded by the file's own size, since the file is read whole and each tensor
 //! is copied out of it.
+//!
+//! NOTE: the JSON description is not bounded that way. Parsed into `serde_json::Value`s and
+//! vectors, its text can take tens of times its own size: a 10 MB file whose description holds
+//! an array of 2.5 million `[0]` peaked at 474 MB resident when `feedforward predict` loaded it
+//! (see `docs/fuzzing.md`).
 //!
 //! Writes are atomic: the file is written under a temporary name in the same directory, synced
 //! and renamed over the target, so an interrupted save leaves either the old file or the new

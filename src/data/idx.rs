@@ -54,11 +54,31 @@ const TEST_LABELS: &str = "t10k-labels-idx1-ubyte";
 /// - is named `.gz` but is not gzip, or fails to decompress.
 pub fn load_idx_pair(images: &Path, labels: &Path) -> Result<Dataset> {
     let (features, labels) = read_pair(images, labels)?;
-    let n_classes = labels
-        .iter()
-        .copied()
-        .max()
-        .map_or(0, |max| usize::from(max) + 1);
+    let n_classes = class_count(&labels);
+    Ok(build_dataset(features, &labels, n_classes))
+}
+
+/// Loads an images file and its labels file from readers, as [`load_idx_pair`] does.
+///
+/// `images_source` and `labels_source` name the data in error messages. As with files, data is
+/// gunzipped when it starts with the gzip magic `1f 8b`, and a source whose name ends in `.gz`
+/// must be gzip. The images reader is read to the end of its data before the labels reader is
+/// read.
+///
+/// # Errors
+///
+/// As [`load_idx_pair`]; read failures of a reader are [`Error::Io`].
+pub fn load_idx_pair_reader<I: Read, L: Read>(
+    images: I,
+    images_source: &Path,
+    labels: L,
+    labels_source: &Path,
+) -> Result<Dataset> {
+    let images = read_idx_from(images, images_source, None)?;
+    check_images_dims(&images, images_source)?;
+    let labels = read_idx_from(labels, labels_source, None)?;
+    let (features, labels) = join_pair(images, images_source, labels, labels_source)?;
+    let n_classes = class_count(&labels);
     Ok(build_dataset(features, &labels, n_classes))
 }
 
@@ -110,12 +130,7 @@ pub fn load_idx_dir(dir: &Path) -> Result<(Dataset, Dataset)> {
 
     let (train_features, train_labels) = read_pair(&found[0], &found[1])?;
     let (test_features, test_labels) = read_pair(&found[2], &found[3])?;
-    let n_classes = train_labels
-        .iter()
-        .chain(&test_labels)
-        .copied()
-        .max()
-        .map_or(0, |max| usize::from(max) + 1);
+    let n_classes = class_count(&train_labels).max(class_count(&test_labels));
     Ok((
         build_dataset(train_features, &train_labels, n_classes),
         build_dataset(test_features, &test_labels, n_classes),
@@ -142,6 +157,12 @@ fn dotted_name(name: &str) -> String {
 /// and the raw labels.
 fn read_pair(images_path: &Path, labels_path: &Path) -> Result<(Array2<f32>, Vec<u8>)> {
     let images = read_idx(images_path)?;
+    check_images_dims(&images, images_path)?;
+    let labels = read_idx(labels_path)?;
+    join_pair(images, images_path, labels, labels_path)
+}
+
+fn check_images_dims(images: &IdxArray, images_path: &Path) -> Result<()> {
     if images.dims.len() < 2 {
         return Err(Error::data(
             images_path,
@@ -153,7 +174,18 @@ fn read_pair(images_path: &Path, labels_path: &Path) -> Result<(Array2<f32>, Vec
             ),
         ));
     }
-    let labels = read_idx(labels_path)?;
+    Ok(())
+}
+
+/// Checks that `labels` has one label per image of `images`, whose dimensions have passed
+/// [`check_images_dims`], and returns the `count x pixels` features in `[0, 1]` with the raw
+/// labels.
+fn join_pair(
+    images: IdxArray,
+    images_path: &Path,
+    labels: IdxArray,
+    labels_path: &Path,
+) -> Result<(Array2<f32>, Vec<u8>)> {
     if labels.dims.len() != 1 {
         return Err(Error::data(
             labels_path,
@@ -187,6 +219,15 @@ fn read_pair(images_path: &Path, labels_path: &Path) -> Result<(Array2<f32>, Vec
     let features = Array2::from_shape_vec((count, pixels), values)
         .expect("read_idx checked that the data has exactly count x pixels bytes");
     Ok((features, labels.data))
+}
+
+/// Returns the number of classes that `labels` needs: one more than the largest label, or 0.
+fn class_count(labels: &[u8]) -> usize {
+    labels
+        .iter()
+        .copied()
+        .max()
+        .map_or(0, |max| usize::from(max) + 1)
 }
 
 /// Builds a classification data set whose class names are "0" to `n_classes - 1`; every label
@@ -492,6 +533,29 @@ mod tests {
         let images = write(dir.path(), "images-idx3-ubyte.gz", &gzip(&images()));
         let labels = write(dir.path(), "labels-idx1-ubyte.GZ", &gzip(&labels()));
         check_pair(&load_idx_pair(&images, &labels).unwrap());
+    }
+
+    #[test]
+    fn pair_from_readers() {
+        let data = load_idx_pair_reader(
+            &images()[..],
+            Path::new("images"),
+            &gzip(&labels())[..],
+            Path::new("labels.gz"),
+        )
+        .unwrap();
+        check_pair(&data);
+
+        let error = load_idx_pair_reader(
+            &images()[..],
+            Path::new("images"),
+            &labels()[..],
+            Path::new("labels.gz"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(error.starts_with("labels.gz: "), "{error}");
+        assert!(error.contains("not gzip"), "{error}");
     }
 
     #[test]

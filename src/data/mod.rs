@@ -24,7 +24,7 @@ pub use self::csv::{
     load_csv_reader,
 };
 pub use self::digits::digits;
-pub use self::idx::{load_idx_dir, load_idx_pair};
+pub use self::idx::{load_idx_dir, load_idx_pair, load_idx_pair_reader};
 pub use self::labels::map_labels;
 pub use self::scale::{Scaler, ScalerKind};
 
