@@ -12,10 +12,11 @@
 //! allocations are bounded by the file's own size, since the file is read whole and each tensor
 //! is copied out of it.
 //!
-//! NOTE: the JSON description is not bounded that way. Parsed into `serde_json::Value`s and
-//! vectors, its text can take tens of times its own size: a 10 MB file whose description holds
-//! an array of 2.5 million `[0]` peaked at 474 MB resident when `feedforward predict` loaded it
-//! (see `docs/fuzzing.md`).
+//! The JSON description is bounded separately: parsed into `serde_json::Value`s and vectors,
+//! its text can take tens of times its own size (a 10 MB description holding an array of 2.5
+//! million `[0]` peaked at 474 MB resident; see `docs/fuzzing.md`). So the format version is
+//! read without building a tree, and a description over [`MAX_DESCRIPTION_BYTES`] is rejected
+//! before it is parsed: at that ratio a file can make the loader allocate at most about 200 MB.
 //!
 //! Writes are atomic: the file is written under a temporary name in the same directory, synced
 //! and renamed over the target, so an interrupted save leaves either the old file or the new
@@ -40,6 +41,11 @@ use crate::train;
 
 /// The version of the metadata layout that this build writes and reads.
 pub const FORMAT_VERSION: u32 = 1;
+
+/// The largest JSON description a model file may hold. A description lists layer sizes, class
+/// and feature names and a per-epoch history, a few kilobytes for typical models; 4 MiB leaves
+/// room for 100,000 feature names.
+pub const MAX_DESCRIPTION_BYTES: usize = 4 << 20;
 
 /// The metadata key that holds the JSON description.
 pub const METADATA_KEY: &str = "feedforward";
@@ -181,9 +187,23 @@ impl Model {
                     ),
                 )
             })?;
-        let version = serde_json::from_str::<serde_json::Value>(description)
+        if description.len() > MAX_DESCRIPTION_BYTES {
+            return Err(Error::model(
+                path,
+                format!(
+                    "the model description is {} bytes, more than the {MAX_DESCRIPTION_BYTES} that feedforward reads; the file is damaged or was not written by feedforward",
+                    description.len()
+                ),
+            ));
+        }
+        /// Only the version, so that other fields are skipped without building a tree.
+        #[derive(Deserialize)]
+        struct Version {
+            format_version: Option<u64>,
+        }
+        let version = serde_json::from_str::<Version>(description)
             .ok()
-            .and_then(|v| v.get("format_version").and_then(|v| v.as_u64()));
+            .and_then(|v| v.format_version);
         match version {
             Some(v) if v == u64::from(FORMAT_VERSION) => {}
             Some(v) => {

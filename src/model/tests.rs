@@ -218,3 +218,15 @@ fn save_rejects_what_load_rejects() {
 
     assert!(!path.exists(), "a rejected model was written");
 }
+
+#[test]
+fn oversized_description_is_error() {
+    let original = model();
+    let mut metadata = serde_json::to_value(original.metadata()).unwrap();
+    metadata["training"] = serde_json::json!(vec![0u8; MAX_DESCRIPTION_BYTES / 2]);
+    let message = load_error(&with_description(&original.network, &metadata.to_string()));
+    assert!(
+        message.contains("more than the 4194304 that feedforward reads"),
+        "{message}"
+    );
+}
