@@ -57,6 +57,8 @@ fn run(dir: PathBuf) -> Result<(), feedforward::Error> {
     let config = TrainConfig {
         epochs: 15,
         batch_size: 128,
+        schedule: "cosine".parse()?,
+        dropout: 0.2,
         seed: 1,
         ..TrainConfig::default()
     };

@@ -247,6 +247,10 @@ fn fashion_mnist_reaches_088() {
         "128",
         "--epochs",
         "15",
+        "--schedule",
+        "cosine",
+        "--dropout",
+        "0.2",
         "--seed",
         "1",
     ];
