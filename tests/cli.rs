@@ -309,3 +309,47 @@ print(json.dumps({"shapes": shapes, "sizes": description["layer_sizes"], "dtype"
     assert_eq!(result["shapes"]["layers.1.bias"], serde_json::json!([10]));
     assert_eq!(result["dtype"], "float32");
 }
+
+#[test]
+fn separate_validation_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rng = Rng::new(9);
+    for name in ["train.csv", "validation.csv"] {
+        let mut csv = String::from("x,label\n");
+        for i in 0..120 {
+            let label = ["low", "high"][i % 2];
+            let center = if i % 2 == 0 { -1.0 } else { 1.0 };
+            csv += &format!("{},{label}\n", center + 0.3 * rng.normal());
+        }
+        std::fs::write(dir.path().join(name), csv).unwrap();
+    }
+    let args = [
+        "train",
+        "--quiet",
+        "--data",
+        "train.csv",
+        "--validation-data",
+        "validation.csv",
+        "--epochs",
+        "3",
+    ];
+    stdout_of(&feedforward(&args, dir.path()));
+    let model = Model::load(&dir.path().join("model.safetensors")).unwrap();
+    let epochs = model.training["history"]["epochs"].as_array().unwrap();
+    assert_eq!(epochs.len(), 3);
+    assert!(
+        epochs[2]["validation_accuracy"].as_f64().is_some(),
+        "{epochs:?}"
+    );
+
+    let both = [
+        "train",
+        "--data",
+        "train.csv",
+        "--validation-data",
+        "validation.csv",
+        "--validation-split",
+        "0.2",
+    ];
+    assert_eq!(feedforward(&both, dir.path()).status.code(), Some(2));
+}

@@ -150,11 +150,7 @@ pub fn load_for_training(
         Some(path) => data::load_csv(path, &args.csv_options(None)?)?,
     };
     if let Some(test_path) = test_data {
-        let class_names = match &whole.targets {
-            data::Targets::Classes { class_names, .. } => Some(class_names.as_slice()),
-            data::Targets::Values(_) => None,
-        };
-        let test = data::load_csv(test_path, &args.csv_options(class_names)?)?;
+        let test = load_companion(args, test_path, &whole)?;
         return Ok(Loaded {
             train: whole,
             test,
@@ -232,4 +228,14 @@ pub fn split_error(error: Error, source: &str, part: &str, option: &str, fractio
 /// Checks that no feature is NaN or infinite before any training starts.
 pub fn check_finite(dataset: &Dataset, source: &str) -> Result<(), Error> {
     dataset.check_finite(Path::new(source))
+}
+
+/// Loads a CSV file read like `args` names the training data, such as --test-data or
+/// --validation-data, with its labels read as the training set's classes.
+pub fn load_companion(args: &DataArgs, path: &Path, train: &Dataset) -> Result<Dataset> {
+    let class_names = match &train.targets {
+        data::Targets::Classes { class_names, .. } => Some(class_names.as_slice()),
+        data::Targets::Values(_) => None,
+    };
+    Ok(data::load_csv(path, &args.csv_options(class_names)?)?)
 }

@@ -30,6 +30,9 @@ pub struct RunRecord {
     pub test_split: f64,
     /// --validation-split as given.
     pub validation_split: f64,
+    /// The --validation-data path made absolute.
+    #[serde(default)]
+    pub validation_data: Option<PathBuf>,
     /// --seed, which also seeds the test and validation splits.
     pub seed: u64,
     /// The scaler fitted on the training set, written into the model file.
@@ -64,6 +67,7 @@ impl RunRecord {
             test_data: options.test_data.map(absolute).transpose()?,
             test_split: options.test_split,
             validation_split: options.validation_split,
+            validation_data: options.validation_data.map(absolute).transpose()?,
             seed: options.seed,
             scaler: prepared.scaler.clone(),
             examples: examples(prepared),

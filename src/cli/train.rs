@@ -33,6 +33,11 @@ pub struct Args {
     #[arg(long, value_name = "PATH")]
     test_data: Option<PathBuf>,
 
+    /// A separate CSV validation set, read like --data, evaluated after every epoch; an
+    /// alternative to --validation-split.
+    #[arg(long, value_name = "PATH", conflicts_with = "validation_split")]
+    validation_data: Option<PathBuf>,
+
     /// Fraction of the examples held out as the test set when the data has no test set of its
     /// own (CSV files and the embedded digits).
     #[arg(
@@ -174,7 +179,7 @@ pub struct Args {
         long,
         value_name = "CHECKPOINT",
         conflicts_with_all = [
-            "test_data", "test_split", "validation_split", "layers", "activation", "init",
+            "test_data", "test_split", "validation_split", "validation_data", "layers", "activation", "init",
             "optimizer", "lr", "schedule", "epochs", "batch_size", "l2", "clip_norm", "dropout",
             "early_stopping", "patience", "min_delta", "scale", "seed", "target", "task",
             "header",
@@ -248,6 +253,7 @@ fn start_run(args: Args, quiet: bool) -> Result<ExitCode> {
     let data_options = DataOptions {
         data: &args.data,
         test_data: args.test_data.as_deref(),
+        validation_data: args.validation_data.as_deref(),
         test_split: args.test_split,
         validation_split: args.validation_split,
         seed: args.seed,
@@ -329,6 +335,7 @@ fn continue_run(args: Args, checkpoint: &Path, quiet: bool) -> Result<ExitCode> 
     let mut prepared = prepare_data(&DataOptions {
         data: &data_args,
         test_data: record.test_data.as_deref(),
+        validation_data: record.validation_data.as_deref(),
         test_split: record.test_split,
         validation_split: record.validation_split,
         seed: record.seed,
@@ -398,6 +405,7 @@ impl Checkpoints {
 pub struct DataOptions<'a> {
     pub data: &'a DataArgs,
     pub test_data: Option<&'a Path>,
+    pub validation_data: Option<&'a Path>,
     pub test_split: f64,
     pub validation_split: f64,
     pub seed: u64,
@@ -430,7 +438,11 @@ fn prepare_data(options: &DataOptions<'_>) -> Result<PreparedData> {
     data::check_finite(&test_set, &spec.source)?;
 
     let mut validation_set = None;
-    if options.validation_split > 0.0 {
+    if let Some(path) = options.validation_data {
+        let validation = data::load_companion(options.data, path, &train_set)?;
+        data::check_finite(&validation, &path.display().to_string())?;
+        validation_set = Some(validation);
+    } else if options.validation_split > 0.0 {
         let mut rng = Rng::new(options.seed.wrapping_add(1));
         let (rest, validation) = train_set
             .split(options.validation_split, &mut rng)
