@@ -391,7 +391,7 @@ pub fn softplus_derivative_from_output<T: Float>(a: T) -> T {
 }
 
 /// `σ(z) = 1 / (1 + e^(-z))`. For negative `z` it is computed as `e^z / (1 + e^z)`, so `exp`
-/// only sees non-positive arguments: σ(-1000) = 0 and σ(1000) = 1, never NaN.
+/// only receives non-positive arguments: σ(-1000) = 0 and σ(1000) = 1, never NaN.
 pub fn sigmoid<T: Float>(z: T) -> T {
     if z >= T::zero() {
         T::one() / (T::one() + (-z).exp())

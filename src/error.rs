@@ -23,7 +23,7 @@ pub enum Error {
     /// Input data that cannot be used, with the file and the line, row or byte offset.
     #[error("{}: {message}", path.display())]
     Data {
-        /// The file that holds the bad data, or a description such as `<memory>`.
+        /// The file that contains the bad data, or a description such as `<memory>`.
         path: PathBuf,
         /// What is wrong, where, and what to do.
         message: String,

@@ -47,7 +47,7 @@ pub const FORMAT_VERSION: u32 = 1;
 /// room for 100,000 feature names.
 pub const MAX_DESCRIPTION_BYTES: usize = 4 << 20;
 
-/// The metadata key that holds the JSON description.
+/// The metadata key that contains the JSON description.
 pub const METADATA_KEY: &str = "feedforward";
 
 /// The JSON description stored in a model file's metadata.

@@ -452,14 +452,14 @@ fn view_mut<T>(buffer: &mut [T], rows: usize, cols: usize) -> ArrayViewMut2<'_, 
         .expect("buffer sized by prepare")
 }
 
-/// The input `A[0]` is stored column-major, one example after another, so that a training loop
-/// copies each example as one contiguous run; the matrix products take either layout.
+/// Returns the input `A[0]`, stored column-major so that a training loop copies each example as
+/// one contiguous run. The matrix products take either layout.
 fn input_view<T>(buffer: &[T], rows: usize, cols: usize) -> ArrayView2<'_, T> {
     ArrayView2::from_shape((rows, cols).f(), &buffer[..rows * cols])
         .expect("buffer sized by prepare")
 }
 
-/// The input a layer sees: the previous activation, or its dropped-out copy.
+/// Returns a layer's input: the previous activation, or its dropped-out copy.
 fn cache_input<'a, T>(
     activation: &'a [T],
     dropped: &'a [T],

@@ -24,7 +24,7 @@ pub struct DataArgs {
     #[arg(long, value_name = "COLUMN")]
     pub target: Option<String>,
 
-    /// Whether the CSV target holds class labels or numbers.
+    /// Whether the CSV target contains class labels or numbers.
     #[arg(long, value_enum, default_value_t = TaskArg::Classification)]
     pub task: TaskArg,
 

@@ -177,7 +177,7 @@ fn probability_columns(names: &[String]) -> String {
         .join(",")
 }
 
-/// Quotes a CSV field when it holds a comma, quote or line break.
+/// Quotes a CSV field when it contains a comma, quote or line break.
 fn quote(field: &str) -> String {
     if field.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", field.replace('"', "\"\""))
