@@ -1,13 +1,24 @@
 //! Matrix products, the only place where the network's time goes at scale.
 //!
 //! [`gemm()`] computes `C = alpha A B + beta C` for any strides, so transposed operands such as
-//! `A[l-1]^T` in `dW = dZ A[l-1]^T` are views, never copies. The backend is the `gemm` crate
-//! (version 0.19), picked by measurement on this project's layer shapes against `matrixmultiply`
-//! (behind ndarray's `dot`) and `faer`: BENCHMARKS.md has the figures.
+//! `A[l-1]^T` in `dW = dZ A[l-1]^T` are views, never copies.
 //!
-//! Products run on the rayon thread pool. [`set_threads`] sets its size once per process; the
-//! backend splits a product across threads only when it is large enough to gain from it.
+//! For `f32` on a CPU with AVX2 and FMA the product is this crate's own (`sgemm`): it reads `A`
+//! in place, packs `B` into a per-thread buffer that is reused, and splits the work over a small
+//! pool of its own, so after the first product of each shape it allocates nothing. It was chosen
+//! over the `gemm` and `faer` crates by measurement on this project's layer shapes
+//! (BENCHMARKS.md); both of those allocate packing buffers in every call. Other element types
+//! and CPUs use the `gemm` crate (version 0.19) on rayon's pool.
+//!
+//! [`set_threads`] sets how many threads a product may use. The `f32` product gives
+//! bit-identical results for any thread count: each element of `C` is summed in the same order.
+//! The `gemm` crate's may differ in the last bits between thread counts.
 
+mod kernel;
+mod pool;
+mod sgemm;
+
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use ndarray::{ArrayView2, ArrayViewMut2};
@@ -15,19 +26,18 @@ use ndarray::{ArrayView2, ArrayViewMut2};
 use crate::error::{Error, Result};
 use crate::float::Float;
 
-/// Number of threads a product may use; 0 means all of rayon's pool.
+use sgemm::Strided;
+
+/// Number of threads a product may use; 0 means one per core.
 static THREADS: AtomicUsize = AtomicUsize::new(0);
 
-/// Products with fewer multiply-adds than this run on one thread: splitting them costs more in
-/// synchronization than it saves.
-// NOTE: a first estimate; the performance benchmarks are the place to tune it.
+/// Products with fewer multiply-adds than this run on one thread in the `gemm` crate's path.
 const PARALLEL_MIN_MULTIPLY_ADDS: usize = 1 << 20;
 
-/// Sets the number of threads for matrix products (0 means all cores).
+/// Sets the number of threads for matrix products (0 means one per core).
 ///
-/// The first call also sizes rayon's global pool; later calls can only lower the count below
-/// that pool's size. Results are bit-identical for a fixed thread count; a different count can
-/// change the floating-point summation order of a product and so the last bits.
+/// The first call also sizes rayon's global pool, which the `gemm` crate's path uses; later
+/// calls can only lower that path's count below the pool's size.
 pub fn set_threads(threads: usize) {
     // build_global fails when the pool already exists; then the existing pool stays in use.
     let _ = rayon::ThreadPoolBuilder::new()
@@ -39,9 +49,15 @@ pub fn set_threads(threads: usize) {
 /// Returns the number of threads products may use.
 pub fn threads() -> usize {
     match THREADS.load(Ordering::Relaxed) {
-        0 => rayon::current_num_threads(),
-        n => n.min(rayon::current_num_threads()),
+        0 => cores(),
+        n => n,
     }
+}
+
+/// Number of cores, read once: the standard library's query reads files on Linux.
+fn cores() -> usize {
+    static CORES: OnceLock<usize> = OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
 /// Computes `C = alpha A B + beta C`.
@@ -82,7 +98,32 @@ pub fn gemm<T: Float>(
         return Ok(());
     }
 
-    let threads = threads();
+    if std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>() && sgemm::available() {
+        // `T` is `f32`, so these pointers point at `f32` values.
+        let a = Strided {
+            ptr: a.as_ptr().cast::<f32>(),
+            row: a.strides()[0],
+            col: a.strides()[1],
+        };
+        let b = Strided {
+            ptr: b.as_ptr().cast::<f32>(),
+            row: b.strides()[0],
+            col: b.strides()[1],
+        };
+        let c = Strided {
+            ptr: c.as_mut_ptr().cast::<f32>(),
+            row: c.strides()[0],
+            col: c.strides()[1],
+        };
+        let (alpha, beta) = (alpha.to_f32().unwrap_or(0.0), beta.to_f32().unwrap_or(0.0));
+        // SAFETY: the CPU has AVX2 and FMA; the views are valid for the checked shapes through
+        // their strides; `c` is borrowed mutably so it aliases neither `a` nor `b`, and an
+        // ndarray view never maps two of its elements to one address.
+        unsafe { sgemm::sgemm((m, n, k), alpha, a, b, beta, c, threads()) };
+        return Ok(());
+    }
+
+    let threads = threads().min(rayon::current_num_threads());
     let parallelism = if threads > 1 && m * n * k >= PARALLEL_MIN_MULTIPLY_ADDS {
         gemm::Parallelism::Rayon(threads)
     } else {

@@ -153,6 +153,51 @@ fn same_seed_gives_identical_model_files() {
     assert_ne!(first, other);
 }
 
+/// The `f32` products sum every element in the same order whatever the thread count, so the
+/// thread count must not change a bit of the model. That holds for the crate's own product,
+/// used on x86-64 CPUs with AVX2 and FMA; elsewhere the `gemm` crate may round differently.
+#[test]
+fn thread_count_gives_identical_model_files() {
+    #[cfg(target_arch = "x86_64")]
+    let own_product = is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma");
+    #[cfg(not(target_arch = "x86_64"))]
+    let own_product = false;
+    if !own_product {
+        eprintln!("skipped: this CPU uses the gemm crate's product");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let run = |threads: &str| {
+        let name = format!("threads-{threads}.safetensors");
+        // Wide layers, so that the products are large enough to be split across threads.
+        let args = [
+            "train",
+            "--quiet",
+            "--seed",
+            "3",
+            "--epochs",
+            "3",
+            "--layers",
+            "300,200",
+            "--batch-size",
+            "64",
+            "--threads",
+            threads,
+            "--model",
+            &name,
+        ];
+        stdout_of(&feedforward(&args, dir.path()));
+        std::fs::read(dir.path().join(&name)).unwrap()
+    };
+    let one = run("1");
+    for threads in ["2", "3"] {
+        assert!(
+            one == run(threads),
+            "{threads} threads changed the model file"
+        );
+    }
+}
+
 #[test]
 fn csv_classification_with_string_labels() {
     let dir = tempfile::tempdir().unwrap();

@@ -1,0 +1,135 @@
+//! The `f32` micro-kernel: a 6 x 16 tile of `C` updated with AVX2 and FMA.
+//!
+//! For one tile, `C[0..6, 0..16] = alpha sum_p A[i, p] B[p, j] + beta C`, with `p` running over
+//! one block of the inner dimension. The 12 accumulators (6 rows, 2 vectors of 8) and the two
+//! vectors of `B` fill 14 of the 16 AVX registers; each step over `p` does 12 fused
+//! multiply-adds against 2 loads and 6 broadcasts, so the two FMA units, not memory, set the
+//! pace.
+//!
+//! `A` is read in place through its strides (one broadcast per row and step), so row-major
+//! weights, their transposes and packed panels all work without copying. `B` must be packed:
+//! 16 consecutive values per step, zero beyond the matrix's last column.
+
+#[cfg(target_arch = "x86_64")]
+use std::arch::x86_64::*;
+
+/// Rows of the tile.
+pub(crate) const MR: usize = 6;
+/// Columns of the tile, the width of a packed panel of `B`.
+pub(crate) const NR: usize = 16;
+
+/// Where one tile reads and writes.
+#[derive(Clone, Copy)]
+pub(crate) struct Tile {
+    /// `A[i0, p0]`, the tile's first row at the block's first step.
+    pub a: *const f32,
+    /// Distance between rows of `A`.
+    pub a_row: isize,
+    /// Distance between columns of `A` (one step of `p`).
+    pub a_col: isize,
+    /// The packed panel: `kc` groups of [`NR`] values.
+    pub b: *const f32,
+    /// `C[i0, j0]`.
+    pub c: *mut f32,
+    /// Distance between rows of `C`.
+    pub c_row: isize,
+    /// Distance between columns of `C`.
+    pub c_col: isize,
+    /// Valid rows (at most [`MR`]) and columns (at most [`NR`]) of the tile.
+    pub rows: usize,
+    pub cols: usize,
+}
+
+/// Returns whether this CPU runs [`tile_avx2`].
+pub(crate) fn available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// Updates one tile over `kc` steps: `C = alpha A B + beta C` on its valid rows and columns.
+///
+/// With `beta = 0`, `C` is written without being read. Rows past `tile.rows` recompute the last
+/// valid row of `A` and are discarded, so `A` is never read out of bounds.
+///
+/// # Safety
+///
+/// The CPU must have AVX2 and FMA ([`available`]). `tile.a` must be valid for `tile.rows` rows
+/// and `kc` columns with its strides, `tile.b` for `kc * NR` values, and `tile.c` for
+/// `tile.rows x tile.cols` writes with its strides; `1 <= rows <= MR`, `1 <= cols <= NR`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+pub(crate) unsafe fn tile_avx2(kc: usize, tile: Tile, alpha: f32, beta: f32) {
+    let last = tile.rows as isize - 1;
+    let row = |i: isize| unsafe { tile.a.offset(tile.a_row * i.min(last)) };
+    let (a0, a1, a2, a3, a4, a5) = (row(0), row(1), row(2), row(3), row(4), row(5));
+    let mut acc = [[_mm256_setzero_ps(); 2]; MR];
+    let mut b = tile.b;
+    let mut offset = 0isize;
+    for _ in 0..kc {
+        // SAFETY: the caller guarantees `kc` steps of `A` through its strides and `kc * NR`
+        // packed values of `B`.
+        unsafe {
+            let b0 = _mm256_loadu_ps(b);
+            let b1 = _mm256_loadu_ps(b.add(8));
+            for (acc, a) in acc.iter_mut().zip([a0, a1, a2, a3, a4, a5]) {
+                let x = _mm256_broadcast_ss(&*a.offset(offset));
+                acc[0] = _mm256_fmadd_ps(x, b0, acc[0]);
+                acc[1] = _mm256_fmadd_ps(x, b1, acc[1]);
+            }
+            b = b.add(NR);
+        }
+        offset += tile.a_col;
+    }
+
+    let alpha_v = _mm256_set1_ps(alpha);
+    if tile.rows == MR && tile.cols == NR && tile.c_col == 1 {
+        for (i, acc) in acc.iter().enumerate() {
+            // SAFETY: a full tile with unit column stride: 16 contiguous values per row.
+            unsafe {
+                let c = tile.c.offset(tile.c_row * i as isize);
+                let (mut lo, mut hi) = (
+                    _mm256_mul_ps(alpha_v, acc[0]),
+                    _mm256_mul_ps(alpha_v, acc[1]),
+                );
+                if beta != 0.0 {
+                    let beta_v = _mm256_set1_ps(beta);
+                    lo = _mm256_fmadd_ps(beta_v, _mm256_loadu_ps(c), lo);
+                    hi = _mm256_fmadd_ps(beta_v, _mm256_loadu_ps(c.add(8)), hi);
+                }
+                _mm256_storeu_ps(c, lo);
+                _mm256_storeu_ps(c.add(8), hi);
+            }
+        }
+        return;
+    }
+    let mut values = [0.0f32; MR * NR];
+    for (i, acc) in acc.iter().enumerate() {
+        // SAFETY: `values` holds MR rows of NR.
+        unsafe {
+            _mm256_storeu_ps(values.as_mut_ptr().add(i * NR), acc[0]);
+            _mm256_storeu_ps(values.as_mut_ptr().add(i * NR + 8), acc[1]);
+        }
+    }
+    for i in 0..tile.rows {
+        for j in 0..tile.cols {
+            // SAFETY: inside the valid rows and columns of the tile.
+            unsafe {
+                let c = tile
+                    .c
+                    .offset(tile.c_row * i as isize + tile.c_col * j as isize);
+                let product = alpha * values[i * NR + j];
+                *c = if beta == 0.0 {
+                    product
+                } else {
+                    beta.mul_add(*c, product)
+                };
+            }
+        }
+    }
+}

@@ -1,0 +1,445 @@
+//! The `f32` product on AVX2 and FMA: blocking, packing of `B`, and the split across threads.
+//!
+//! `C = alpha A B + beta C` with `A` `m x k`, `B` `k x n`, `C` `m x n`, any strides. The loops
+//! follow the usual layered scheme: columns of `C` in blocks of [`NC`], the inner dimension in
+//! blocks of at most [`KC`] (its panels of `B`, 16 KiB each, stay in L1), rows in blocks of
+//! [`MC`] (their rows of `A` stay in L2), then 6 x 16 tiles ([`super::kernel`]).
+//!
+//! Only `B` is copied, into panels of 16 columns in each thread's own reusable buffer; `A` is
+//! read through its strides. Every element of `C` is summed over `p` in the same order whatever
+//! the thread count, so results are bit-identical for any number of threads.
+
+use std::cell::RefCell;
+
+use super::kernel::{self, MR, NR, Tile};
+use super::pool;
+
+/// Largest block of the inner dimension.
+const KC: usize = 256;
+/// Rows of `C` per block.
+const MC: usize = 96;
+/// Columns of `C` per block.
+const NC: usize = 2048;
+
+/// Products with fewer multiply-adds than this run on one thread: below it, handing half to
+/// another core costs more than it saves.
+const PARALLEL_MIN_MULTIPLY_ADDS: usize = 1 << 17;
+
+thread_local! {
+    /// This thread's packed panels of `B`; grown once, then reused by every product.
+    static PACKED: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    /// This thread's packed rows of `A`, [`MC`] x [`KC`] at most.
+    static PACKED_A: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Column panels a block of rows must span before its rows of `A` are packed: packing reads and
+/// writes each value once, and pays off when the kernel then reads it from a compact buffer
+/// this many times.
+fn pack_a_from() -> usize {
+    std::env::var("FF_PACK_A")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(16)
+}
+
+/// A matrix as a pointer and strides (in elements).
+#[derive(Clone, Copy)]
+pub(crate) struct Strided<P> {
+    pub ptr: P,
+    pub row: isize,
+    pub col: isize,
+}
+
+impl<P: Copy> Strided<P> {
+    fn offset(&self, i: usize, j: usize) -> isize {
+        self.row * i as isize + self.col * j as isize
+    }
+}
+
+/// The operands of one product, shared by its parts.
+#[derive(Clone, Copy)]
+struct Product {
+    k: usize,
+    alpha: f32,
+    beta: f32,
+    a: Strided<*const f32>,
+    b: Strided<*const f32>,
+    c: Strided<*mut f32>,
+}
+
+// SAFETY: the parts of a product write disjoint blocks of `C` and only read `A` and `B`; the
+// caller of `sgemm` keeps all three alive and unaliased for its duration.
+unsafe impl Sync for Product {}
+unsafe impl Send for Product {}
+
+/// Returns whether [`sgemm`] can run on this CPU.
+pub(crate) fn available() -> bool {
+    kernel::available()
+}
+
+/// Computes `C = alpha A B + beta C` on up to `threads` threads.
+///
+/// # Safety
+///
+/// [`available`] must be true. `a` must be valid for `m x k` reads, `b` for `k x n` reads and
+/// `c` for `m x n` reads and writes through their strides; `c` must not overlap `a` or `b`, and
+/// two elements of `c` must not share an address. `m`, `n` and `k` must be positive.
+pub(crate) unsafe fn sgemm(
+    (m, n, k): (usize, usize, usize),
+    alpha: f32,
+    a: Strided<*const f32>,
+    b: Strided<*const f32>,
+    beta: f32,
+    c: Strided<*mut f32>,
+    threads: usize,
+) {
+    let product = Product {
+        k,
+        alpha,
+        beta,
+        a,
+        b,
+        c,
+    };
+    let threads = if m * n * k < PARALLEL_MIN_MULTIPLY_ADDS {
+        1
+    } else {
+        threads
+    };
+    // Splitting the columns gives each thread its own columns of `B` to pack; splitting the
+    // rows makes each thread pack all of `B`, so it is the choice only for narrow products.
+    let column_panels = n.div_ceil(NR);
+    let row_panels = m.div_ceil(MR);
+    let (by_columns, parts) = if column_panels >= 2 * threads {
+        (true, threads)
+    } else {
+        (false, threads.min(row_panels))
+    };
+    if parts <= 1 {
+        // SAFETY: forwarded from the caller.
+        unsafe { block(&product, 0..m, 0..n) };
+        return;
+    }
+    let range = |t: usize, panels: usize, width: usize, len: usize| {
+        let start = (t * panels / parts * width).min(len);
+        let end = ((t + 1) * panels / parts * width).min(len);
+        start..end
+    };
+    pool::run(parts, &|t| {
+        let (rows, cols) = if by_columns {
+            (0..m, range(t, column_panels, NR, n))
+        } else {
+            (range(t, row_panels, MR, m), 0..n)
+        };
+        // SAFETY: forwarded from the caller; the parts' blocks of `C` are disjoint.
+        unsafe { block(&product, rows, cols) };
+    });
+}
+
+/// Computes the block `rows x cols` of `C` on the calling thread.
+unsafe fn block(product: &Product, rows: std::ops::Range<usize>, cols: std::ops::Range<usize>) {
+    if rows.is_empty() || cols.is_empty() {
+        return;
+    }
+    let k = product.k;
+    // Equal blocks of the inner dimension: 784 becomes 3 x 262 rather than 256, 256, 256, 16.
+    let kc_max = k.div_ceil(k.div_ceil(KC));
+    PACKED_A.with(|packed_a| {
+        let mut packed_a = packed_a.borrow_mut();
+        PACKED.with(|packed| {
+            let mut packed = packed.borrow_mut();
+            let nc_max = cols.len().min(NC).div_ceil(NR) * NR;
+            if packed.len() < kc_max * nc_max {
+                packed.resize(kc_max * nc_max, 0.0);
+            }
+            for jc in cols.clone().step_by(NC) {
+                let nc = NC.min(cols.end - jc);
+                for pc in (0..k).step_by(kc_max) {
+                    let kc = kc_max.min(k - pc);
+                    // SAFETY: the block lies inside `B`, and `packed` holds kc x nc_max values.
+                    unsafe { pack_b(product.b, pc, jc, kc, nc, &mut packed) };
+                    let beta = if pc == 0 { product.beta } else { 1.0 };
+                    let pack_a = nc.div_ceil(NR) >= PACK_A_FROM;
+                    if pack_a && packed_a.len() < MC * kc_max {
+                        packed_a.resize(MC * kc_max, 0.0);
+                    }
+                    for ic in rows.clone().step_by(MC) {
+                        let mc = MC.min(rows.end - ic);
+                        let a_block = if pack_a {
+                            // SAFETY: the block lies inside `A`; `packed_a` holds MC x kc values.
+                            unsafe { pack_a_block(product.a, ic, pc, mc, kc, &mut packed_a) };
+                            Some(packed_a.as_ptr())
+                        } else {
+                            None
+                        };
+                        for jr in (0..nc).step_by(NR) {
+                            let panel = packed[jr * kc..].as_ptr();
+                            for ir in (0..mc).step_by(MR) {
+                                let (i, j) = (ic + ir, jc + jr);
+                                let (a, a_row, a_col) = match a_block {
+                                    // SAFETY: panel ir / MR of the packed rows.
+                                    Some(block) => (unsafe { block.add(ir * kc) }, 1, MR as isize),
+                                    // SAFETY: (i, pc) lies inside `A`.
+                                    None => (
+                                        unsafe { product.a.ptr.offset(product.a.offset(i, pc)) },
+                                        product.a.row,
+                                        product.a.col,
+                                    ),
+                                };
+                                let tile = Tile {
+                                    a,
+                                    a_row,
+                                    a_col,
+                                    b: panel,
+                                    c: unsafe { product.c.ptr.offset(product.c.offset(i, j)) },
+                                    c_row: product.c.row,
+                                    c_col: product.c.col,
+                                    rows: MR.min(mc - ir),
+                                    cols: NR.min(nc - jr),
+                                };
+                                // SAFETY: the tile is inside the matrices; `available` was checked
+                                // by the caller of `sgemm`.
+                                #[cfg(target_arch = "x86_64")]
+                                unsafe {
+                                    kernel::tile_avx2(kc, tile, product.alpha, beta)
+                                };
+                                #[cfg(not(target_arch = "x86_64"))]
+                                let _ = (tile, beta);
+                            }
+                        }
+                    }
+                }
+            }
+        });
+    });
+}
+
+/// Copies `A[i0..i0 + mc, p0..p0 + kc]` into panels of [`MR`] rows: panel `r` holds, for each
+/// step `p`, the values of rows `i0 + r MR ..` at that step. A last, shorter panel holds only
+/// its valid rows; the kernel never reads past them.
+///
+/// # Safety
+///
+/// The block must lie inside `A`; `out` must hold `mc x kc` values rounded up to whole panels.
+unsafe fn pack_a_block(
+    a: Strided<*const f32>,
+    i0: usize,
+    p0: usize,
+    mc: usize,
+    kc: usize,
+    out: &mut [f32],
+) {
+    for (r, panel) in out.chunks_mut(MR * kc).take(mc.div_ceil(MR)).enumerate() {
+        let height = MR.min(mc - r * MR);
+        for i in 0..height {
+            // SAFETY: row i0 + r MR + i, columns p0.., lie inside the block.
+            let start = unsafe { a.ptr.offset(a.offset(i0 + r * MR + i, p0)) };
+            for p in 0..kc {
+                // SAFETY: as above, through the column stride.
+                panel[p * MR + i] = unsafe { *start.offset(a.col * p as isize) };
+            }
+        }
+    }
+}
+
+/// Copies `B[p0..p0 + kc, j0..j0 + nc]` into panels of [`NR`] columns: panel `q` holds, for each
+/// step `p`, the values of columns `j0 + q NR ..` at that step, zero past column `j0 + nc`.
+///
+/// # Safety
+///
+/// The block must lie inside `B`; `out` must hold `kc x nc` rounded up to whole panels.
+unsafe fn pack_b(
+    b: Strided<*const f32>,
+    p0: usize,
+    j0: usize,
+    kc: usize,
+    nc: usize,
+    out: &mut [f32],
+) {
+    for (q, panel) in out
+        .chunks_exact_mut(kc * NR)
+        .take(nc.div_ceil(NR))
+        .enumerate()
+    {
+        let first = j0 + q * NR;
+        let width = NR.min(nc - q * NR);
+        for (p, step) in panel.chunks_exact_mut(NR).enumerate() {
+            // SAFETY: (p0 + p, first + j) for j < width lies inside the block.
+            let start = unsafe { b.ptr.offset(b.offset(p0 + p, first)) };
+            if b.col == 1 {
+                // SAFETY: the row's `width` values are contiguous.
+                let row = unsafe { std::slice::from_raw_parts(start, width) };
+                step[..width].copy_from_slice(row);
+            } else {
+                for (j, value) in step[..width].iter_mut().enumerate() {
+                    // SAFETY: as above, through the column stride.
+                    *value = unsafe { *start.offset(b.col * j as isize) };
+                }
+            }
+            step[width..].fill(0.0);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ndarray::{Array2, ArrayView2, s};
+
+    use crate::linalg::gemm;
+    use crate::rng::Rng;
+
+    fn filled(rows: usize, cols: usize, seed: u64) -> Array2<f32> {
+        let mut rng = Rng::new(seed);
+        Array2::from_shape_simple_fn((rows, cols), || rng.normal() as f32)
+    }
+
+    /// `alpha A B + beta C` summed in f64, and a bound on the f32 rounding error of each entry.
+    fn reference(
+        alpha: f32,
+        a: ArrayView2<'_, f32>,
+        b: ArrayView2<'_, f32>,
+        beta: f32,
+        c: &Array2<f32>,
+    ) -> (Array2<f64>, Array2<f64>) {
+        let (m, k) = a.dim();
+        let n = b.ncols();
+        let mut value = Array2::zeros((m, n));
+        let mut bound = Array2::zeros((m, n));
+        for i in 0..m {
+            for j in 0..n {
+                let (mut sum, mut magnitude) = (0.0f64, 0.0f64);
+                for p in 0..k {
+                    let term = f64::from(a[[i, p]]) * f64::from(b[[p, j]]);
+                    sum += term;
+                    magnitude += term.abs();
+                }
+                let old = if beta == 0.0 {
+                    0.0
+                } else {
+                    f64::from(beta) * f64::from(c[[i, j]])
+                };
+                value[[i, j]] = f64::from(alpha) * sum + old;
+                bound[[i, j]] = (k as f64 + 2.0)
+                    * f64::from(f32::EPSILON)
+                    * (f64::from(alpha.abs()) * magnitude + old.abs())
+                    + 1e-30;
+            }
+        }
+        (value, bound)
+    }
+
+    fn check(
+        alpha: f32,
+        a: ArrayView2<'_, f32>,
+        b: ArrayView2<'_, f32>,
+        beta: f32,
+        c0: Array2<f32>,
+    ) {
+        let (expected, bound) = reference(alpha, a, b, beta, &c0);
+        let mut c = c0;
+        gemm(alpha, a, b, beta, &mut c.view_mut()).unwrap();
+        for ((got, want), bound) in c.iter().zip(&expected).zip(&bound) {
+            assert!(
+                (f64::from(*got) - want).abs() <= *bound,
+                "{got} vs {want} (bound {bound}) for A {:?} B {:?}",
+                a.dim(),
+                b.dim()
+            );
+        }
+    }
+
+    #[test]
+    fn matches_f64_sums_on_edge_shapes() {
+        // Sizes straddle the tile (6 x 16) and block (96, 262, 2048) edges.
+        for &(m, n, k) in &[
+            (1, 1, 1),
+            (5, 15, 3),
+            (6, 16, 7),
+            (7, 17, 300),
+            (13, 33, 513),
+            (97, 40, 262),
+            (100, 2050, 9),
+            (256, 128, 784),
+        ] {
+            let a = filled(m, k, 1);
+            let b = filled(k, n, 2);
+            check(
+                1.0,
+                a.view(),
+                b.view(),
+                0.0,
+                Array2::from_elem((m, n), f32::NAN),
+            );
+            check(-0.5, a.view(), b.view(), 2.0, filled(m, n, 3));
+        }
+    }
+
+    #[test]
+    fn reads_transposed_strided_and_reversed_views() {
+        let a = filled(40, 70, 4);
+        let b = filled(33, 70, 5);
+        // A^T-style column-major view, a view with a step, and a reversed view.
+        check(1.0, a.t(), a.view(), 0.0, Array2::zeros((70, 70)));
+        check(1.0, a.view(), b.t(), 1.0, filled(40, 33, 6));
+        check(
+            1.0,
+            a.slice(s![..;3, ..]),
+            b.slice(s![..;-1, ..]).t(),
+            0.0,
+            Array2::zeros((14, 33)),
+        );
+    }
+
+    #[test]
+    fn writes_column_major_and_strided_outputs() {
+        let a = filled(23, 50, 7);
+        let b = filled(50, 41, 8);
+        let c0 = filled(41, 23, 9);
+        let (expected, bound) = reference(1.0, a.view(), b.view(), 0.5, &c0.t().to_owned());
+        let mut c = c0;
+        gemm(
+            1.0,
+            a.view(),
+            b.view(),
+            0.5,
+            &mut c.view_mut().reversed_axes(),
+        )
+        .unwrap();
+        for ((got, want), bound) in c.t().iter().zip(&expected).zip(&bound) {
+            assert!((f64::from(*got) - want).abs() <= *bound);
+        }
+    }
+
+    #[test]
+    fn thread_count_does_not_change_a_bit() {
+        let a = filled(300, 784, 10);
+        let b = filled(784, 130, 11);
+        let run = |threads| {
+            let mut c = Array2::zeros((300, 130));
+            let product = super::Strided {
+                ptr: a.as_ptr(),
+                row: 784,
+                col: 1,
+            };
+            let other = super::Strided {
+                ptr: b.as_ptr(),
+                row: 130,
+                col: 1,
+            };
+            let out = super::Strided {
+                ptr: c.as_mut_ptr(),
+                row: 130,
+                col: 1,
+            };
+            if super::available() {
+                // SAFETY: the three arrays match the shapes and strides given.
+                unsafe { super::sgemm((300, 130, 784), 1.0, product, other, 0.0, out, threads) };
+            }
+            c
+        };
+        let one = run(1);
+        for threads in 2..=3 {
+            assert_eq!(one, run(threads), "{threads} threads");
+        }
+    }
+}
