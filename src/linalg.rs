@@ -60,6 +60,28 @@ fn cores() -> usize {
     *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
+/// Calls `work` on disjoint ranges that cover `0..len`, on up to [`threads()`] threads.
+///
+/// Ranges hold at least `min_len` indices (except when `len` is smaller), so short loops stay
+/// on the calling thread. Like the products, this allocates nothing; the ranges do not depend
+/// on which thread runs them, so an elementwise `work` gives the same result for any thread
+/// count.
+pub(crate) fn for_each_range(
+    len: usize,
+    min_len: usize,
+    work: &(dyn Fn(std::ops::Range<usize>) + Sync),
+) {
+    let threads = threads();
+    let chunks = (len / min_len.max(1)).clamp(1, 4 * threads);
+    if chunks == 1 {
+        work(0..len);
+        return;
+    }
+    pool::run(threads, chunks, &|chunk| {
+        work(chunk * len / chunks..(chunk + 1) * len / chunks);
+    });
+}
+
 /// Computes `C = alpha A B + beta C`.
 ///
 /// Shapes: `A` is `m x k`, `B` is `k x n`, `C` is `m x n`; any strides, including transposed

@@ -1,41 +1,53 @@
 //! A small thread pool for splitting one matrix product across cores without allocating.
 //!
-//! [`run`] hands the same task to `threads` threads, the caller included, and returns when all
-//! of them are done. Unlike a general-purpose pool (rayon's queues grow in blocks), a dispatch
-//! here only writes a few atomics: the task is borrowed from the caller's stack, so the training
-//! step can stay free of heap allocations.
+//! [`run`] splits a task into numbered chunks. The calling thread and up to `threads - 1` pool
+//! workers claim chunks from a shared counter until none is left, and [`run`] returns when all
+//! are done. A dispatch only writes a few atomics (the task is borrowed from the caller's
+//! stack), so the training step can stay free of heap allocations, unlike a general-purpose
+//! pool whose queues grow in blocks.
 //!
-//! Workers spin for a short while after each task, because the next product of a training step
-//! usually follows within microseconds and waking a parked thread costs tens of them. After
-//! [`SPIN`] without work they park until the next dispatch.
+//! The caller never waits for a worker to start: on a busy machine where the worker is not
+//! scheduled, the caller claims every chunk itself, and it waits only for chunks a worker has
+//! already claimed. Workers spin for a short while after each task, because the next product of
+//! a training step usually follows within microseconds and waking a parked thread costs tens of
+//! them; after [`SPIN`] without work they park.
 //!
 //! The pool serves one dispatch at a time. A caller that finds it busy (another thread's product,
-//! or a task that itself multiplies) runs its task's parts one after the other on its own thread,
-//! which gives the same result: each part writes its own slice of the output.
+//! or a task that itself multiplies) runs all chunks on its own thread. Either way each chunk
+//! runs exactly once, so a task whose chunks write disjoint outputs gives the same result.
 
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
 
-/// A part of a product: called once with each part index in `0..threads`.
+/// One chunk of a product: called once with each chunk index in `0..chunks`.
 pub(crate) type Task<'a> = &'a (dyn Fn(usize) + Sync);
 
 /// How long an idle worker spins before it parks.
-const SPIN: Duration = Duration::from_millis(2);
+const SPIN: Duration = Duration::from_micros(200);
+
+/// How many times the dispatcher polls for workers to finish before it sleeps on [`Pool::done`].
+const DISPATCHER_SPINS: u32 = 1 << 11;
 
 /// State shared by the dispatching thread and the workers.
 struct Shared {
-    /// Points at the dispatcher's `Task` (a reference on its stack) during a dispatch.
+    /// Points at the dispatcher's `Task` (a reference on its stack) while `open` is set.
     task: AtomicPtr<()>,
-    /// Number of parts of the current task; workers with a higher index only acknowledge.
-    parts: AtomicUsize,
-    /// Bumped once per dispatch; a worker runs when it sees a value it has not seen.
+    /// Number of chunks of the current task.
+    chunks: AtomicUsize,
+    /// The next chunk to claim.
+    next: AtomicUsize,
+    /// Workers with an index below this may join the current task.
+    helpers: AtomicUsize,
+    /// Whether the current task accepts workers.
+    open: AtomicBool,
+    /// Workers inside the current task; the dispatcher returns only when it is zero.
+    joined: AtomicUsize,
+    /// Bumped once per dispatch to wake spinning workers.
     generation: AtomicUsize,
-    /// Workers that have not yet finished the current dispatch.
-    pending: AtomicUsize,
-    /// Set when a part panicked on a worker; the dispatcher then panics too.
+    /// Set when a chunk panicked on a worker; the dispatcher then panics too.
     panicked: AtomicBool,
 }
 
@@ -49,65 +61,87 @@ struct Pool {
     workers: Mutex<Vec<Worker>>,
 }
 
+/// Wakes a dispatcher waiting for the last worker to leave a task. Its mutex guards no data:
+/// it only orders the worker's notification after the dispatcher's check of `joined`.
+struct Done {
+    lock: Mutex<()>,
+    finished: Condvar,
+}
+
+fn done() -> &'static Done {
+    static DONE: Done = Done {
+        lock: Mutex::new(()),
+        finished: Condvar::new(),
+    };
+    &DONE
+}
+
 fn pool() -> &'static Pool {
     static POOL: OnceLock<Pool> = OnceLock::new();
     POOL.get_or_init(|| Pool {
         shared: Arc::new(Shared {
             task: AtomicPtr::new(std::ptr::null_mut()),
-            parts: AtomicUsize::new(0),
+            chunks: AtomicUsize::new(0),
+            next: AtomicUsize::new(0),
+            helpers: AtomicUsize::new(0),
+            open: AtomicBool::new(false),
+            joined: AtomicUsize::new(0),
             generation: AtomicUsize::new(0),
-            pending: AtomicUsize::new(0),
             panicked: AtomicBool::new(false),
         }),
         workers: Mutex::new(Vec::new()),
     })
 }
 
-/// Runs `task(0)`, ..., `task(threads - 1)`, part 0 on the calling thread and the others on
-/// pool workers, and returns when all are done. A panic in any part is raised here.
-pub(crate) fn run(threads: usize, task: Task<'_>) {
-    if threads <= 1 {
-        task(0);
+/// Runs `task(0)`, ..., `task(chunks - 1)` on the calling thread and up to `threads - 1`
+/// workers, and returns when all are done. A panic in any chunk is raised here.
+pub(crate) fn run(threads: usize, chunks: usize, task: Task<'_>) {
+    if threads <= 1 || chunks <= 1 {
+        (0..chunks).for_each(task);
         return;
     }
     let pool = pool();
     let Ok(mut workers) = pool.workers.try_lock() else {
-        (0..threads).for_each(task);
+        (0..chunks).for_each(task);
         return;
     };
     while workers.len() < threads - 1 {
-        match spawn_worker(&pool.shared, workers.len() + 1) {
+        match spawn_worker(&pool.shared, workers.len()) {
             Some(worker) => workers.push(worker),
             None => break,
         }
     }
-    let parts = threads.min(workers.len() + 1);
     let shared = &pool.shared;
-    shared.parts.store(parts, Ordering::Relaxed);
-    // The workers dereference this pointer only between the generation bump below and their
-    // acknowledgement, and this function does not return before every worker acknowledged.
+    // Workers read the task only after joining while `open` is set, and this function does not
+    // return before `open` is cleared and every joined worker has left.
     let task_ref: &Task<'_> = &task;
     shared
         .task
         .store(task_ref as *const Task<'_> as *mut (), Ordering::Relaxed);
-    shared.pending.store(workers.len(), Ordering::Relaxed);
+    shared.chunks.store(chunks, Ordering::Relaxed);
+    shared.next.store(0, Ordering::Relaxed);
+    shared.helpers.store(threads - 1, Ordering::Relaxed);
+    shared.open.store(true, Ordering::SeqCst);
     shared.generation.fetch_add(1, Ordering::SeqCst);
-    for worker in workers.iter() {
+    for worker in workers.iter().take(threads - 1) {
         if worker.sleeping.load(Ordering::SeqCst) {
             worker.thread.unpark();
         }
     }
-    // Parts without a worker (when a thread could not be spawned) run here after part 0.
-    let own = catch_unwind(AssertUnwindSafe(|| {
-        (0..1).chain(parts..threads).for_each(task)
-    }));
+    let own = catch_unwind(AssertUnwindSafe(|| claim_chunks(shared, task)));
+    shared.open.store(false, Ordering::SeqCst);
+    // Poll briefly: a worker inside the task usually finishes its chunk within microseconds.
+    // Then sleep, so that on a busy machine the worker (or anyone) gets this core.
     let mut spins = 0u32;
-    while shared.pending.load(Ordering::Acquire) != 0 {
-        spins = spins.saturating_add(1);
-        if spins < 1 << 14 {
-            std::hint::spin_loop();
-        } else {
-            thread::yield_now();
+    while shared.joined.load(Ordering::SeqCst) != 0 && spins < DISPATCHER_SPINS {
+        std::hint::spin_loop();
+        spins += 1;
+    }
+    if shared.joined.load(Ordering::SeqCst) != 0 {
+        let done = done();
+        let mut guard = done.lock.lock().unwrap_or_else(|e| e.into_inner());
+        while shared.joined.load(Ordering::SeqCst) != 0 {
+            guard = done.finished.wait(guard).unwrap_or_else(|e| e.into_inner());
         }
     }
     let worker_panicked = shared.panicked.swap(false, Ordering::Relaxed);
@@ -118,12 +152,24 @@ pub(crate) fn run(threads: usize, task: Task<'_>) {
     assert!(!worker_panicked, "a matrix-product worker thread panicked");
 }
 
+/// Runs chunks until the counter passes the last one.
+fn claim_chunks(shared: &Shared, task: Task<'_>) {
+    let chunks = shared.chunks.load(Ordering::Relaxed);
+    loop {
+        let chunk = shared.next.fetch_add(1, Ordering::Relaxed);
+        if chunk >= chunks {
+            return;
+        }
+        task(chunk);
+    }
+}
+
 fn spawn_worker(shared: &Arc<Shared>, index: usize) -> Option<Worker> {
     let sleeping = Arc::new(AtomicBool::new(false));
     // No dispatch is in flight while the caller holds the workers' lock.
     let seen = shared.generation.load(Ordering::SeqCst);
     let handle = thread::Builder::new()
-        .name(format!("feedforward-linalg-{index}"))
+        .name(format!("feedforward-linalg-{}", index + 1))
         .spawn({
             let shared = Arc::clone(shared);
             let sleeping = Arc::clone(&sleeping);
@@ -139,16 +185,26 @@ fn spawn_worker(shared: &Arc<Shared>, index: usize) -> Option<Worker> {
 fn work(shared: &Shared, sleeping: &AtomicBool, index: usize, mut seen: usize) {
     loop {
         wait_for_dispatch(shared, sleeping, &mut seen);
-        if index < shared.parts.load(Ordering::Acquire) {
-            // SAFETY: the dispatcher stored a pointer to a live `Task` before bumping the
-            // generation and keeps it alive until `pending` reaches zero, which this worker's
-            // decrement below has not yet allowed.
-            let task = unsafe { *(shared.task.load(Ordering::Acquire) as *const Task<'_>) };
-            if catch_unwind(AssertUnwindSafe(|| task(index))).is_err() {
+        // Join first, then check that the task is still open: a dispatcher that closed it
+        // before this check either saw this worker joined and waits for it, or saw it absent
+        // and returned, in which case this worker sees `open` cleared (or the next task's
+        // `open`, whose task is then the live one) and never touches a finished task.
+        shared.joined.fetch_add(1, Ordering::SeqCst);
+        if shared.open.load(Ordering::SeqCst) && index < shared.helpers.load(Ordering::Relaxed) {
+            // SAFETY: `open` is set and this worker is counted in `joined`, so the dispatcher
+            // is inside `run` and keeps the task alive until `joined` drops to zero.
+            let task = unsafe { *(shared.task.load(Ordering::Relaxed) as *const Task<'_>) };
+            if catch_unwind(AssertUnwindSafe(|| claim_chunks(shared, task))).is_err() {
                 shared.panicked.store(true, Ordering::Relaxed);
             }
         }
-        shared.pending.fetch_sub(1, Ordering::Release);
+        if shared.joined.fetch_sub(1, Ordering::SeqCst) == 1 {
+            // The last worker out wakes a dispatcher that may be sleeping. Taking the lock
+            // orders this after the dispatcher's check of `joined` if it is about to sleep.
+            let done = done();
+            drop(done.lock.lock().unwrap_or_else(|e| e.into_inner()));
+            done.finished.notify_all();
+        }
     }
 }
 
@@ -184,11 +240,11 @@ mod tests {
     use std::sync::atomic::AtomicU64;
 
     #[test]
-    fn every_part_runs_once() {
+    fn every_chunk_runs_once() {
         for threads in 1..=4 {
-            let hits: Vec<AtomicU64> = (0..threads).map(|_| AtomicU64::new(0)).collect();
+            let hits: Vec<AtomicU64> = (0..3 * threads + 1).map(|_| AtomicU64::new(0)).collect();
             for _ in 0..100 {
-                run(threads, &|t| {
+                run(threads, hits.len(), &|t| {
                     hits[t].fetch_add(1, Ordering::Relaxed);
                 });
             }
@@ -201,8 +257,8 @@ mod tests {
     #[test]
     fn nested_dispatch_runs_inline() {
         let total = AtomicU64::new(0);
-        run(2, &|_| {
-            run(3, &|_| {
+        run(2, 2, &|_| {
+            run(3, 3, &|_| {
                 total.fetch_add(1, Ordering::Relaxed);
             });
         });
@@ -212,16 +268,16 @@ mod tests {
     #[test]
     fn worker_panic_reaches_the_caller() {
         let result = catch_unwind(|| {
-            run(2, &|t| {
-                if t == 1 {
-                    panic!("part 1 fails");
+            run(2, 8, &|t| {
+                if t == 5 {
+                    panic!("chunk 5 fails");
                 }
             })
         });
         assert!(result.is_err());
         // The pool still works afterwards.
         let total = AtomicU64::new(0);
-        run(2, &|_| {
+        run(2, 2, &|_| {
             total.fetch_add(1, Ordering::Relaxed);
         });
         assert_eq!(total.load(Ordering::Relaxed), 2);

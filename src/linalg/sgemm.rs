@@ -21,6 +21,9 @@ const MC: usize = 96;
 /// Columns of `C` per block.
 const NC: usize = 2048;
 
+/// Chunks per thread when a product is split.
+const CHUNKS_PER_THREAD: usize = 4;
+
 /// Products with fewer multiply-adds than this run on one thread: below it, handing half to
 /// another core costs more than it saves.
 const PARALLEL_MIN_MULTIPLY_ADDS: usize = 1 << 17;
@@ -102,32 +105,33 @@ pub(crate) unsafe fn sgemm(
     } else {
         threads
     };
-    // Splitting the columns gives each thread its own columns of `B` to pack; splitting the
-    // rows makes each thread pack all of `B`, so it is the choice only for narrow products.
+    // Chunks of whole column panels give each thread its own columns of `B` to pack; chunks of
+    // rows make each of them pack all of `B`, so they are the choice only for narrow products.
+    // A few chunks per thread let a thread that runs alone, on a busy machine, take them all.
     let column_panels = n.div_ceil(NR);
     let row_panels = m.div_ceil(MR);
-    let (by_columns, parts) = if column_panels >= 2 * threads {
-        (true, threads)
+    let (by_columns, panels) = if threads > 1 && column_panels >= 2 * threads {
+        (true, column_panels)
     } else {
-        (false, threads.min(row_panels))
+        (false, row_panels)
     };
-    if parts <= 1 {
-        // SAFETY: forwarded from the caller.
-        unsafe { block(&product, 0..m, 0..n) };
-        return;
-    }
-    let range = |t: usize, panels: usize, width: usize, len: usize| {
-        let start = (t * panels / parts * width).min(len);
-        let end = ((t + 1) * panels / parts * width).min(len);
+    let chunks = if threads > 1 {
+        panels.min(CHUNKS_PER_THREAD * threads)
+    } else {
+        1
+    };
+    let range = |chunk: usize, width: usize, len: usize| {
+        let start = (chunk * panels / chunks * width).min(len);
+        let end = ((chunk + 1) * panels / chunks * width).min(len);
         start..end
     };
-    pool::run(parts, &|t| {
+    pool::run(threads, chunks, &|chunk| {
         let (rows, cols) = if by_columns {
-            (0..m, range(t, column_panels, NR, n))
+            (0..m, range(chunk, NR, n))
         } else {
-            (range(t, row_panels, MR, m), 0..n)
+            (range(chunk, MR, m), 0..n)
         };
-        // SAFETY: forwarded from the caller; the parts' blocks of `C` are disjoint.
+        // SAFETY: forwarded from the caller; the chunks' blocks of `C` are disjoint.
         unsafe { block(&product, rows, cols) };
     });
 }

@@ -591,26 +591,82 @@ struct AdamStep<T> {
 
 /// `θ ← (1 - γ λ) θ`, `m ← β1 m + (1 - β1) g`, `v ← β2 v + (1 - β2) g²`, then
 /// `θ ← θ - (γ / (1 - β1^t)) m / (√v / √(1 - β2^t) + ε)`.
+///
+/// The update is elementwise, so large tensors are split across the matrix products' threads
+/// (see [`crate::linalg::set_threads`]); each element gets the same arithmetic either way.
 fn adam<T: Float>(
-    theta: ArrayViewMutD<'_, T>,
+    mut theta: ArrayViewMutD<'_, T>,
     g: ArrayViewD<'_, T>,
-    exp_avg: ArrayViewMutD<'_, T>,
-    exp_avg_sq: ArrayViewMutD<'_, T>,
+    mut exp_avg: ArrayViewMutD<'_, T>,
+    mut exp_avg_sq: ArrayViewMutD<'_, T>,
     step: AdamStep<T>,
 ) {
+    let len = theta.len();
+    let (Some(p), Some(g), Some(m), Some(v)) = (
+        theta.as_slice_memory_order_mut(),
+        g.as_slice_memory_order(),
+        exp_avg.as_slice_memory_order_mut(),
+        exp_avg_sq.as_slice_memory_order_mut(),
+    ) else {
+        unreachable!("parameters, gradients and optimizer state are standard-layout arrays")
+    };
+    let slices = AdamSlices {
+        p: p.as_mut_ptr(),
+        g: g.as_ptr(),
+        m: m.as_mut_ptr(),
+        v: v.as_mut_ptr(),
+    };
+    crate::linalg::for_each_range(len, 1 << 15, &|range| {
+        // SAFETY: the four slices have `len` elements (the shapes were checked), the ranges are
+        // disjoint, and the slices stay borrowed for the duration of this call.
+        let (p, g, m, v) = unsafe { slices.range(range) };
+        adam_elements(p, g, m, v, step);
+    });
+}
+
+/// Pointers to the four tensors of an Adam update, shared by the threads of one update.
+struct AdamSlices<T> {
+    p: *mut T,
+    g: *const T,
+    m: *mut T,
+    v: *mut T,
+}
+
+// SAFETY: the threads of one update touch disjoint ranges through these pointers.
+unsafe impl<T: Send> Sync for AdamSlices<T> {}
+
+impl<T> AdamSlices<T> {
+    /// The four tensors' elements in `range`.
+    ///
+    /// # Safety
+    ///
+    /// `range` must lie inside the tensors, which must outlive the returned slices, and no
+    /// other live slice may overlap it.
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn range(&self, range: std::ops::Range<usize>) -> (&mut [T], &[T], &mut [T], &mut [T]) {
+        let (start, len) = (range.start, range.len());
+        // SAFETY: guaranteed by the caller.
+        unsafe {
+            (
+                std::slice::from_raw_parts_mut(self.p.add(start), len),
+                std::slice::from_raw_parts(self.g.add(start), len),
+                std::slice::from_raw_parts_mut(self.m.add(start), len),
+                std::slice::from_raw_parts_mut(self.v.add(start), len),
+            )
+        }
+    }
+}
+
+fn adam_elements<T: Float>(p: &mut [T], g: &[T], m: &mut [T], v: &mut [T], step: AdamStep<T>) {
     let one_minus_beta1 = T::one() - step.beta1;
     let one_minus_beta2 = T::one() - step.beta2;
-    Zip::from(theta)
-        .and(g)
-        .and(exp_avg)
-        .and(exp_avg_sq)
-        .for_each(|p, &g, m, v| {
-            *p *= step.decay;
-            *m = step.beta1 * *m + one_minus_beta1 * g;
-            *v = step.beta2 * *v + one_minus_beta2 * g * g;
-            let denominator = v.sqrt() / step.bias_correction2_sqrt + step.eps;
-            *p -= step.step_size * (*m / denominator);
-        });
+    for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+        *p *= step.decay;
+        *m = step.beta1 * *m + one_minus_beta1 * g;
+        *v = step.beta2 * *v + one_minus_beta2 * g * g;
+        let denominator = v.sqrt() / step.bias_correction2_sqrt + step.eps;
+        *p -= step.step_size * (*m / denominator);
+    }
 }
 
 #[cfg(test)]
