@@ -268,6 +268,8 @@ pub struct Trainer {
     grads: Gradients<f32>,
     targets: Array2<f32>,
     order: Vec<usize>,
+    /// The dropout rate of every hidden layer, or empty when dropout is off.
+    dropout_rates: Vec<f64>,
 }
 
 impl Trainer {
@@ -282,6 +284,11 @@ impl Trainer {
         cost.check_output(network.output_activation(), network.outputs())?;
         let optimizer = Optimizer::new(config.optimizer, &network)?;
         let grads = Gradients::new(&network).with_input_gradient(false);
+        let dropout_rates = if config.dropout > 0.0 {
+            vec![config.dropout; network.layers().len() - 1]
+        } else {
+            Vec::new()
+        };
         Ok(Trainer {
             rng: Rng::new(config.seed),
             config,
@@ -294,6 +301,7 @@ impl Trainer {
             cache: ForwardCache::new(),
             targets: Array2::zeros((network.outputs(), 0)),
             order: Vec::new(),
+            dropout_rates,
             network,
         })
     }
@@ -389,9 +397,11 @@ impl Trainer {
         let m = train.len();
         let batch_size = self.config.batch_size.min(m);
         let batches = m.div_ceil(batch_size);
-        let hidden = self.network.layers().len() - 1;
-        let dropout = vec![self.config.dropout; hidden];
-        let dropout = (self.config.dropout > 0.0).then_some(dropout.as_slice());
+        let dropout = (self.config.dropout > 0.0).then_some(self.dropout_rates.as_slice());
+        // Room for every remaining record, so that later epochs do not grow the history. A
+        // resumed run replaces the history, so the reservation is made here, not in `new`.
+        let remaining = self.config.epochs.saturating_sub(self.history.epochs.len());
+        self.history.epochs.reserve(remaining);
 
         // The order is rebuilt from 0..m before every shuffle, so it depends only on the
         // generator's state, which a checkpoint stores.
@@ -488,11 +498,21 @@ impl Trainer {
             Some(best) => monitored < best.loss - stopping.min_delta,
         };
         if improved {
-            self.best = Some(BestState {
-                network: self.network.clone(),
-                epoch: record.epoch,
-                loss: monitored,
-            });
+            match &mut self.best {
+                // Copies into the existing arrays, so that an improving epoch allocates nothing.
+                Some(best) => {
+                    best.network.clone_from(&self.network);
+                    best.epoch = record.epoch;
+                    best.loss = monitored;
+                }
+                None => {
+                    self.best = Some(BestState {
+                        network: self.network.clone(),
+                        epoch: record.epoch,
+                        loss: monitored,
+                    });
+                }
+            }
             self.stale_epochs = 0;
         } else {
             self.stale_epochs += 1;
