@@ -31,7 +31,7 @@ fn names_single_class(rows: usize, cost: Cost) -> bool {
     }
 }
 
-/// The predicted class of one column, for outputs where [`names_single_class`] holds.
+/// Returns the predicted class of one column, for outputs where [`names_single_class`] is true.
 fn column_class(column: ArrayView1<'_, f32>, cost: Cost) -> usize {
     match cost {
         Cost::BinaryCrossEntropy => usize::from(column[0] > 0.5),

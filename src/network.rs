@@ -586,9 +586,9 @@ impl<T: Float> ForwardCache<T> {
             self.sizes = sizes;
         }
 
-        // The rates are written in place, and a mask buffer that dropout no longer uses is
-        // cleared but keeps its capacity, so alternating between training batches and
-        // dropout-free passes allocates nothing once the buffers have grown.
+        // The rates are written in place. A mask buffer that dropout no longer uses is cleared
+        // but keeps its capacity, so switching between dropout and dropout-free passes
+        // allocates nothing once the buffers have grown.
         self.dropout_rates.fill(0.0);
         if let Some(dropout) = dropout {
             self.dropout_rates[1..=hidden].copy_from_slice(dropout);

@@ -3,7 +3,7 @@
 //! gradient clipping, dropout, the optimizer step and the epoch's record.
 //!
 //! The global allocator counts allocations on every thread, including the threads of the matrix
-//! products, so this file holds a single test: a second test running in parallel would add its
+//! products, so this file contains a single test: a second test running in parallel would add its
 //! own allocations to the count.
 
 use std::alloc::{GlobalAlloc, Layout, System};
