@@ -270,6 +270,9 @@ pub struct Trainer {
     order: Vec<usize>,
     /// The dropout rate of every hidden layer, or empty when dropout is off.
     dropout_rates: Vec<f64>,
+    /// Buffers of the validation pass, kept so that later epochs reuse them.
+    validation_cache: ForwardCache<f32>,
+    validation_outputs: Array2<f32>,
 }
 
 impl Trainer {
@@ -302,6 +305,8 @@ impl Trainer {
             targets: Array2::zeros((network.outputs(), 0)),
             order: Vec::new(),
             dropout_rates,
+            validation_cache: ForwardCache::new(),
+            validation_outputs: Array2::zeros((network.outputs(), 0)),
             network,
         })
     }
@@ -468,7 +473,7 @@ impl Trainer {
 
         let (validation_loss, validation_accuracy) = match validation {
             Some(data) => {
-                let (loss, accuracy) = evaluate(&self.network, self.cost, data)?;
+                let (loss, accuracy) = self.evaluate_validation(data)?;
                 (Some(loss), accuracy)
             }
             None => (None, None),
@@ -486,6 +491,36 @@ impl Trainer {
         self.update_early_stopping(&record);
         observer.epoch_finished(&record);
         Ok(record)
+    }
+
+    /// Computes what [`evaluate`] does, through buffers that the trainer keeps, so that the
+    /// validation pass of later epochs allocates nothing. The chunks, products and sums are
+    /// those of [`evaluate`], so the results are the same.
+    fn evaluate_validation(&mut self, data: TrainData<'_>) -> Result<(f64, Option<f64>)> {
+        let m = data.len();
+        if self.validation_outputs.ncols() != m {
+            self.validation_outputs = Array2::zeros((self.network.outputs(), m));
+        }
+        for (chunk, rows) in data
+            .features
+            .axis_chunks_iter(Axis(0), PREDICT_CHUNK)
+            .enumerate()
+        {
+            let start = chunk * PREDICT_CHUNK;
+            let mut input =
+                self.validation_cache
+                    .prepare_input(&self.network, rows.nrows(), None)?;
+            input.assign(&rows.t());
+            self.network
+                .forward_prepared(&mut self.validation_cache, None)?;
+            self.validation_outputs
+                .slice_mut(s![.., start..start + rows.nrows()])
+                .assign(&self.validation_cache.output());
+        }
+        let outputs = self.validation_outputs.view();
+        let targets = data.targets.t();
+        let loss = self.cost.value(outputs, targets)? as f64;
+        Ok((loss, metrics::accuracy(outputs, targets, self.cost)?))
     }
 
     fn update_early_stopping(&mut self, record: &EpochRecord) {
@@ -539,6 +574,9 @@ impl Trainer {
     }
 }
 
+/// Examples per forward pass in [`predict`], [`evaluate`] and the validation pass of training.
+const PREDICT_CHUNK: usize = 1024;
+
 /// Computes the mean loss and, for classification, the accuracy of `network` on `data`, in
 /// chunks of 1,024 examples so that memory stays bounded.
 ///
@@ -563,11 +601,13 @@ pub fn evaluate(
 ///
 /// [`Error::Shape`] when the feature count differs from the network's inputs.
 pub fn predict(network: &Network<f32>, features: ArrayView2<'_, f32>) -> Result<Array2<f32>> {
-    const CHUNK: usize = 1024;
     let m = features.nrows();
     let mut outputs = Array2::zeros((network.outputs(), m));
-    for (chunk, rows) in features.axis_chunks_iter(Axis(0), CHUNK).enumerate() {
-        let start = chunk * CHUNK;
+    for (chunk, rows) in features
+        .axis_chunks_iter(Axis(0), PREDICT_CHUNK)
+        .enumerate()
+    {
+        let start = chunk * PREDICT_CHUNK;
         let output = network.forward(rows.t())?;
         outputs
             .slice_mut(s![.., start..start + rows.nrows()])

@@ -1,6 +1,7 @@
-//! Checks that a training epoch after the first allocates nothing: batch gathering, the forward
-//! and backward passes with their matrix products, the cost, the accuracy, the L2 penalty,
-//! gradient clipping, dropout, the optimizer step and the epoch's record.
+//! Checks that a training epoch after the first allocates nothing. The count covers batch
+//! gathering, the forward and backward passes with their matrix products, the cost, the accuracy,
+//! the L2 penalty, gradient clipping, dropout, the optimizer step, the validation pass, early
+//! stopping and the epoch's record.
 //!
 //! The global allocator counts allocations on every thread, including the threads of the matrix
 //! products, so this file contains a single test: a second test running in parallel would add its
@@ -11,7 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use feedforward::train::{EarlyStopping, TrainConfig, TrainData, Trainer};
 use feedforward::{Activation, Cost, Network, OptimizerConfig, Rng, linalg};
-use ndarray::Array2;
+use ndarray::{Array2, s};
 
 struct CountingAllocator;
 
@@ -63,6 +64,8 @@ fn allocations_in(work: impl FnOnce()) -> usize {
 const EXAMPLES: usize = 300;
 const CLASSES: usize = 10;
 const FEATURES: usize = 784;
+/// Examples of the validation set, taken from the start of the training set.
+const VALIDATION_EXAMPLES: usize = 100;
 
 /// Features from a standard normal and one-hot targets whose class is the largest of the
 /// first ten features, so that the network has something to learn.
@@ -82,6 +85,11 @@ fn later_epochs_allocate_nothing() {
     linalg::set_threads(2);
     let (features, targets) = synthetic_data();
     let data = TrainData::new(features.view(), targets.view()).unwrap();
+    let validation = TrainData::new(
+        features.slice(s![..VALIDATION_EXAMPLES, ..]),
+        targets.slice(s![..VALIDATION_EXAMPLES, ..]),
+    )
+    .unwrap();
 
     let plain = TrainConfig {
         epochs: 3,
@@ -92,7 +100,7 @@ fn later_epochs_allocate_nothing() {
         dropout: 0.2,
         clip_norm: Some(1.0),
         l2: 1e-4,
-        // A patience above the epoch count keeps every epoch running, and the training loss
+        // A patience above the epoch count keeps every epoch running, and the validation loss
         // usually improves, which copies the weights into the best state.
         early_stopping: Some(EarlyStopping {
             patience: 10,
@@ -106,15 +114,16 @@ fn later_epochs_allocate_nothing() {
         ..plain.clone()
     };
     let cases = [
-        ("Adam", plain),
+        ("Adam", plain, None),
         (
-            "Adam with dropout, clipping, L2, early stopping",
+            "Adam with dropout, clipping, L2, validation, early stopping",
             regularized,
+            Some(validation),
         ),
-        ("SGD with momentum and dropout", momentum),
+        ("SGD with momentum and dropout", momentum, None),
     ];
 
-    for (name, config) in cases {
+    for (name, config, validation) in cases {
         let network = Network::<f32>::random(
             &[FEATURES, 256, 128, CLASSES],
             &[Activation::Relu, Activation::Relu, Activation::Softmax],
@@ -122,14 +131,17 @@ fn later_epochs_allocate_nothing() {
         )
         .unwrap();
         let mut trainer = Trainer::new(network, Cost::CategoricalCrossEntropy, config).unwrap();
-        trainer.run_epoch(data, None, &mut ()).unwrap();
+        trainer.run_epoch(data, validation, &mut ()).unwrap();
 
         let mut counts = Vec::with_capacity(2);
         let mut losses = Vec::with_capacity(2);
         for _ in 0..2 {
             let mut loss = f64::NAN;
             let count = allocations_in(|| {
-                loss = trainer.run_epoch(data, None, &mut ()).unwrap().train_loss;
+                loss = trainer
+                    .run_epoch(data, validation, &mut ())
+                    .unwrap()
+                    .train_loss;
             });
             counts.push(count);
             losses.push(loss);
