@@ -31,11 +31,28 @@ use crate::linalg::gemm;
 use crate::rng::Rng;
 
 /// A dense layer: weights `W` (`n_out x n_in`), bias `b` (`n_out`) and an activation.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Debug, PartialEq)]
 pub struct Dense<T> {
     weights: Array2<T>,
     bias: Array1<T>,
     activation: Activation,
+}
+
+impl<T: Clone> Clone for Dense<T> {
+    fn clone(&self) -> Self {
+        Dense {
+            weights: self.weights.clone(),
+            bias: self.bias.clone(),
+            activation: self.activation,
+        }
+    }
+
+    /// Copies into the existing arrays, which ndarray reuses when they are large enough.
+    fn clone_from(&mut self, source: &Self) {
+        self.weights.clone_from(&source.weights);
+        self.bias.clone_from(&source.bias);
+        self.activation = source.activation;
+    }
 }
 
 impl<T: Float> Dense<T> {

@@ -3,7 +3,7 @@
 //!
 //! Outputs and targets follow the network's layout: `n_out x m`, one column per example.
 
-use ndarray::{Array2, ArrayView2, Axis};
+use ndarray::{Array2, ArrayView1, ArrayView2, Axis};
 
 use crate::cost::Cost;
 use crate::error::{Error, Result};
@@ -13,21 +13,29 @@ use crate::error::{Error, Result};
 /// class, so they return `None`, as do multi-class outputs without rows and binary outputs
 /// with other than one row.
 pub fn predicted_classes(outputs: ArrayView2<'_, f32>, cost: Cost) -> Option<Vec<usize>> {
+    names_single_class(outputs.nrows(), cost).then(|| {
+        outputs
+            .axis_iter(Axis(1))
+            .map(|column| column_class(column, cost))
+            .collect()
+    })
+}
+
+/// True when outputs of `rows` rows under `cost` name one class per column: multi-class
+/// outputs with at least one row and a single binary output.
+fn names_single_class(rows: usize, cost: Cost) -> bool {
     match cost {
-        Cost::CategoricalCrossEntropy if outputs.nrows() > 0 => Some(
-            outputs
-                .axis_iter(Axis(1))
-                .map(|column| argmax(column.iter().copied()))
-                .collect(),
-        ),
-        Cost::BinaryCrossEntropy if outputs.nrows() == 1 => Some(
-            outputs
-                .row(0)
-                .iter()
-                .map(|&a| usize::from(a > 0.5))
-                .collect(),
-        ),
-        _ => None,
+        Cost::CategoricalCrossEntropy => rows > 0,
+        Cost::BinaryCrossEntropy => rows == 1,
+        Cost::MultiLabelBinaryCrossEntropy | Cost::MeanSquaredError => false,
+    }
+}
+
+/// Returns the predicted class of one column, for outputs where [`names_single_class`] is true.
+fn column_class(column: ArrayView1<'_, f32>, cost: Cost) -> usize {
+    match cost {
+        Cost::BinaryCrossEntropy => usize::from(column[0] > 0.5),
+        _ => argmax(column.iter().copied()),
     }
 }
 
@@ -72,14 +80,17 @@ pub fn accuracy(
                     .all(|(&a, &y)| (a > 0.5) == (y > 0.5))
             })
             .count(),
+        // Compared column by column rather than through `predicted_classes`, so that the
+        // per-batch accuracy in training allocates nothing.
         Cost::CategoricalCrossEntropy | Cost::BinaryCrossEntropy => {
-            let (Some(predicted), Some(truth)) = (
-                predicted_classes(outputs, cost),
-                predicted_classes(targets, cost),
-            ) else {
+            if !names_single_class(outputs.nrows(), cost) {
                 return Ok(None);
-            };
-            predicted.iter().zip(&truth).filter(|(p, t)| p == t).count()
+            }
+            outputs
+                .axis_iter(Axis(1))
+                .zip(targets.axis_iter(Axis(1)))
+                .filter(|(a, y)| column_class(a.view(), cost) == column_class(y.view(), cost))
+                .count()
         }
     };
     Ok(Some(correct as f64 / m as f64))

@@ -45,9 +45,23 @@ use crate::layer::Dense;
 use crate::rng::Rng;
 
 /// A feedforward network: dense layers of any depth and widths, one activation per layer.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Debug, PartialEq)]
 pub struct Network<T> {
     layers: Vec<Dense<T>>,
+}
+
+impl<T: Clone> Clone for Network<T> {
+    fn clone(&self) -> Self {
+        Network {
+            layers: self.layers.clone(),
+        }
+    }
+
+    /// Copies into the existing layers' arrays when the shapes agree, so keeping the best
+    /// weights during training allocates nothing.
+    fn clone_from(&mut self, source: &Self) {
+        self.layers.clone_from(&source.layers);
+    }
 }
 
 impl<T: Float> Network<T> {
@@ -137,6 +151,18 @@ impl<T: Float> Network<T> {
         let mut sizes = vec![self.inputs()];
         sizes.extend(self.layers.iter().map(Dense::outputs));
         sizes
+    }
+
+    /// True when `sizes` equals [`Network::sizes`]; compares without building that vector, so
+    /// the per-batch shape checks allocate nothing.
+    fn has_sizes(&self, sizes: &[usize]) -> bool {
+        sizes.len() == self.layers.len() + 1
+            && sizes[0] == self.inputs()
+            && self
+                .layers
+                .iter()
+                .zip(&sizes[1..])
+                .all(|(layer, &width)| layer.outputs() == width)
     }
 
     /// Number of inputs, `n[0]`.
@@ -233,7 +259,7 @@ impl<T: Float> Network<T> {
         cache: &mut ForwardCache<T>,
         rng: Option<&mut Rng>,
     ) -> Result<()> {
-        if cache.sizes != self.sizes() {
+        if !self.has_sizes(&cache.sizes) {
             return Err(Error::Shape(format!(
                 "the cache was prepared for widths {:?}, not {:?}",
                 cache.sizes,
@@ -347,19 +373,21 @@ impl<T: Float> Network<T> {
     }
 
     fn check_cache(&self, cache: &ForwardCache<T>, grads: &mut Gradients<T>) -> Result<()> {
-        let sizes = self.sizes();
-        if cache.sizes != sizes {
+        if !self.has_sizes(&cache.sizes) {
             return Err(Error::Shape(format!(
-                "the cache holds a forward pass of widths {:?}, not {sizes:?}; run forward_train first",
-                cache.sizes
+                "the cache holds a forward pass of widths {:?}, not {:?}; run forward_train first",
+                cache.sizes,
+                self.sizes()
             )));
         }
-        if grads.sizes != sizes {
+        if !self.has_sizes(&grads.sizes) {
             return Err(Error::Shape(format!(
-                "the gradients are for widths {:?}, not {sizes:?}",
-                grads.sizes
+                "the gradients are for widths {:?}, not {:?}",
+                grads.sizes,
+                self.sizes()
             )));
         }
+        let sizes = &grads.sizes;
         let scratch = sizes.iter().max().copied().unwrap_or(0) * cache.batch;
         for buffer in [&mut grads.delta, &mut grads.next_delta] {
             if buffer.len() < scratch {
@@ -526,10 +554,8 @@ impl<T: Float> ForwardCache<T> {
         batch: usize,
         dropout: Option<&[f64]>,
     ) -> Result<()> {
-        let sizes = network.sizes();
         let layers = network.layers();
         let hidden = layers.len() - 1;
-        let mut rates = vec![0.0; sizes.len()];
         if let Some(dropout) = dropout {
             if dropout.len() != hidden {
                 return Err(Error::Config(format!(
@@ -544,10 +570,10 @@ impl<T: Float> ForwardCache<T> {
                         index + 1
                     )));
                 }
-                rates[index + 1] = rate;
             }
         }
-        if self.sizes != sizes {
+        if !network.has_sizes(&self.sizes) {
+            let sizes = network.sizes();
             self.activations = vec![Vec::new(); sizes.len()];
             self.pre_activations = (0..sizes.len())
                 .map(|l| {
@@ -556,15 +582,24 @@ impl<T: Float> ForwardCache<T> {
                 .collect();
             self.masks = vec![Vec::new(); sizes.len()];
             self.dropped = vec![Vec::new(); sizes.len()];
-            self.sizes = sizes.clone();
+            self.dropout_rates = vec![0.0; sizes.len()];
+            self.sizes = sizes;
         }
-        for (l, &width) in sizes.iter().enumerate() {
+
+        // The rates are written in place. A mask buffer that dropout no longer uses is cleared
+        // but keeps its capacity, so switching between dropout and dropout-free passes
+        // allocates nothing once the buffers have grown.
+        self.dropout_rates.fill(0.0);
+        if let Some(dropout) = dropout {
+            self.dropout_rates[1..=hidden].copy_from_slice(dropout);
+        }
+        for (l, &width) in self.sizes.iter().enumerate() {
             let n = width * batch;
             grow(&mut self.activations[l], n);
             if let Some(z) = self.pre_activations[l].as_mut() {
                 grow(z, n);
             }
-            if rates[l] > 0.0 {
+            if self.dropout_rates[l] > 0.0 {
                 grow(&mut self.masks[l], n);
                 grow(&mut self.dropped[l], n);
             } else {
@@ -572,7 +607,6 @@ impl<T: Float> ForwardCache<T> {
                 self.dropped[l].clear();
             }
         }
-        self.dropout_rates = rates;
         self.batch = batch;
         Ok(())
     }

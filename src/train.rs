@@ -268,6 +268,11 @@ pub struct Trainer {
     grads: Gradients<f32>,
     targets: Array2<f32>,
     order: Vec<usize>,
+    /// The dropout rate of every hidden layer, or empty when dropout is off.
+    dropout_rates: Vec<f64>,
+    /// Buffers of the validation pass, kept so that later epochs reuse them.
+    validation_cache: ForwardCache<f32>,
+    validation_outputs: Array2<f32>,
 }
 
 impl Trainer {
@@ -282,6 +287,11 @@ impl Trainer {
         cost.check_output(network.output_activation(), network.outputs())?;
         let optimizer = Optimizer::new(config.optimizer, &network)?;
         let grads = Gradients::new(&network).with_input_gradient(false);
+        let dropout_rates = if config.dropout > 0.0 {
+            vec![config.dropout; network.layers().len() - 1]
+        } else {
+            Vec::new()
+        };
         Ok(Trainer {
             rng: Rng::new(config.seed),
             config,
@@ -294,6 +304,9 @@ impl Trainer {
             cache: ForwardCache::new(),
             targets: Array2::zeros((network.outputs(), 0)),
             order: Vec::new(),
+            dropout_rates,
+            validation_cache: ForwardCache::new(),
+            validation_outputs: Array2::zeros((network.outputs(), 0)),
             network,
         })
     }
@@ -389,9 +402,11 @@ impl Trainer {
         let m = train.len();
         let batch_size = self.config.batch_size.min(m);
         let batches = m.div_ceil(batch_size);
-        let hidden = self.network.layers().len() - 1;
-        let dropout = vec![self.config.dropout; hidden];
-        let dropout = (self.config.dropout > 0.0).then_some(dropout.as_slice());
+        let dropout = (self.config.dropout > 0.0).then_some(self.dropout_rates.as_slice());
+        // Room for every remaining record, so that later epochs do not grow the history. A
+        // resumed run replaces the history, so the reservation is made here, not in `new`.
+        let remaining = self.config.epochs.saturating_sub(self.history.epochs.len());
+        self.history.epochs.reserve(remaining);
 
         // The order is rebuilt from 0..m before every shuffle, so it depends only on the
         // generator's state, which a checkpoint stores.
@@ -458,7 +473,7 @@ impl Trainer {
 
         let (validation_loss, validation_accuracy) = match validation {
             Some(data) => {
-                let (loss, accuracy) = evaluate(&self.network, self.cost, data)?;
+                let (loss, accuracy) = self.evaluate_validation(data)?;
                 (Some(loss), accuracy)
             }
             None => (None, None),
@@ -478,6 +493,36 @@ impl Trainer {
         Ok(record)
     }
 
+    /// Computes what [`evaluate`] does, through buffers that the trainer keeps, so that the
+    /// validation pass of later epochs allocates nothing. The chunks, products and sums are
+    /// those of [`evaluate`], so the results are the same.
+    fn evaluate_validation(&mut self, data: TrainData<'_>) -> Result<(f64, Option<f64>)> {
+        let m = data.len();
+        if self.validation_outputs.ncols() != m {
+            self.validation_outputs = Array2::zeros((self.network.outputs(), m));
+        }
+        for (chunk, rows) in data
+            .features
+            .axis_chunks_iter(Axis(0), PREDICT_CHUNK)
+            .enumerate()
+        {
+            let start = chunk * PREDICT_CHUNK;
+            let mut input =
+                self.validation_cache
+                    .prepare_input(&self.network, rows.nrows(), None)?;
+            input.assign(&rows.t());
+            self.network
+                .forward_prepared(&mut self.validation_cache, None)?;
+            self.validation_outputs
+                .slice_mut(s![.., start..start + rows.nrows()])
+                .assign(&self.validation_cache.output());
+        }
+        let outputs = self.validation_outputs.view();
+        let targets = data.targets.t();
+        let loss = self.cost.value(outputs, targets)? as f64;
+        Ok((loss, metrics::accuracy(outputs, targets, self.cost)?))
+    }
+
     fn update_early_stopping(&mut self, record: &EpochRecord) {
         let Some(stopping) = self.config.early_stopping else {
             return;
@@ -488,11 +533,21 @@ impl Trainer {
             Some(best) => monitored < best.loss - stopping.min_delta,
         };
         if improved {
-            self.best = Some(BestState {
-                network: self.network.clone(),
-                epoch: record.epoch,
-                loss: monitored,
-            });
+            match &mut self.best {
+                // Copies into the existing arrays, so that an improving epoch allocates nothing.
+                Some(best) => {
+                    best.network.clone_from(&self.network);
+                    best.epoch = record.epoch;
+                    best.loss = monitored;
+                }
+                None => {
+                    self.best = Some(BestState {
+                        network: self.network.clone(),
+                        epoch: record.epoch,
+                        loss: monitored,
+                    });
+                }
+            }
             self.stale_epochs = 0;
         } else {
             self.stale_epochs += 1;
@@ -519,6 +574,9 @@ impl Trainer {
     }
 }
 
+/// Examples per forward pass in [`predict`], [`evaluate`] and the validation pass of training.
+const PREDICT_CHUNK: usize = 1024;
+
 /// Computes the mean loss and, for classification, the accuracy of `network` on `data`, in
 /// chunks of 1,024 examples so that memory stays bounded.
 ///
@@ -543,11 +601,13 @@ pub fn evaluate(
 ///
 /// [`Error::Shape`] when the feature count differs from the network's inputs.
 pub fn predict(network: &Network<f32>, features: ArrayView2<'_, f32>) -> Result<Array2<f32>> {
-    const CHUNK: usize = 1024;
     let m = features.nrows();
     let mut outputs = Array2::zeros((network.outputs(), m));
-    for (chunk, rows) in features.axis_chunks_iter(Axis(0), CHUNK).enumerate() {
-        let start = chunk * CHUNK;
+    for (chunk, rows) in features
+        .axis_chunks_iter(Axis(0), PREDICT_CHUNK)
+        .enumerate()
+    {
+        let start = chunk * PREDICT_CHUNK;
         let output = network.forward(rows.t())?;
         outputs
             .slice_mut(s![.., start..start + rows.nrows()])

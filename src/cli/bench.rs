@@ -4,6 +4,10 @@
 //! The run mirrors the comparison scripts in `bench/`: ReLU hidden layers, a softmax output
 //! under categorical cross-entropy, He-normal weights, Adam at 1e-3, pixels scaled to [0, 1]
 //! and nothing else, reshuffled every epoch.
+//!
+//! Memory figures are in SI megabytes (10^6 bytes). The peak resident set size is read on Linux
+//! after training and again at the end of the run. The data set size counts the features and
+//! encoded targets of the training and test sets in `f32`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -55,6 +59,25 @@ fn training_flop_per_example(sizes: &[usize]) -> f64 {
     2.0 * all + (all - products[0])
 }
 
+/// Bytes in the megabyte of the memory figures: 10^6, the SI megabyte.
+const MEGABYTE: f64 = 1e6;
+
+/// Returns the peak resident set size of this process in bytes, from the `VmHWM` line of
+/// `/proc/self/status`, which Linux gives in KiB. Returns `None` where that file or line is
+/// missing, as on systems other than Linux.
+fn peak_resident_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
+    let kib: u64 = line
+        .trim_start_matches("VmHWM:")
+        .trim()
+        .strip_suffix("kB")?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib * 1024)
+}
+
 fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
     let n = values.len();
@@ -95,6 +118,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let cost = Cost::CategoricalCrossEntropy;
     let train_targets = encode_targets(&train_set.targets, cost)?;
     let test_targets = encode_targets(&test_set.targets, cost)?;
+    let dataset_elements = train_set.features.len()
+        + test_set.features.len()
+        + train_targets.len()
+        + test_targets.len();
+    let dataset_f32_mb = (dataset_elements * size_of::<f32>()) as f64 / MEGABYTE;
 
     let mut sizes = vec![train_set.n_features()];
     sizes.extend(hidden);
@@ -142,6 +170,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
         epoch_seconds.push(record.seconds);
         accuracies.push(accuracy);
     }
+    // Read before the inference and peak-speed measurements below, whose buffers are not
+    // part of training.
+    let training_peak_mb = peak_resident_bytes().map(|bytes| bytes as f64 / MEGABYTE);
     let network = trainer.finish();
     let median_epoch = median(&mut epoch_seconds.clone());
     let flop_per_epoch = training_flop_per_example(&sizes) * train_set.len() as f64;
@@ -183,6 +214,17 @@ pub fn run(args: Args) -> Result<ExitCode> {
         test_set.len() as f64 / batch_seconds
     );
     println!("inference batch 1 latency: median {latency_us:.1} us");
+    let run_peak_mb = peak_resident_bytes().map(|bytes| bytes as f64 / MEGABYTE);
+    match (training_peak_mb, run_peak_mb) {
+        (Some(training), Some(run)) => println!(
+            "memory: peak resident {training:.1} MB after training ({run:.1} MB for the whole \
+             run), data set in f32 {dataset_f32_mb:.1} MB"
+        ),
+        _ => println!(
+            "memory: peak resident size unavailable on this system, data set in f32 \
+             {dataset_f32_mb:.1} MB"
+        ),
+    }
     println!(
         "RESULT {}",
         json!({
@@ -197,6 +239,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
             "final_test_acc": accuracies.last(),
             "infer_images_per_s": test_set.len() as f64 / batch_seconds,
             "latency_b1_us": latency_us,
+            "peak_rss_mb": training_peak_mb,
+            "peak_rss_run_mb": run_peak_mb,
+            "dataset_f32_mb": dataset_f32_mb,
         })
     );
     Ok(ExitCode::SUCCESS)
