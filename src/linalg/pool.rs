@@ -168,14 +168,25 @@ fn spawn_worker(shared: &Arc<Shared>, index: usize) -> Option<Worker> {
     let sleeping = Arc::new(AtomicBool::new(false));
     // No dispatch is in flight while the caller holds the workers' lock.
     let seen = shared.generation.load(Ordering::SeqCst);
+    let ready = Arc::new(AtomicBool::new(false));
     let handle = thread::Builder::new()
         .name(format!("feedforward-linalg-{}", index + 1))
         .spawn({
             let shared = Arc::clone(shared);
             let sleeping = Arc::clone(&sleeping);
-            move || work(&shared, &sleeping, index, seen)
+            let ready = Arc::clone(&ready);
+            move || {
+                super::sgemm::reserve_buffers();
+                ready.store(true, Ordering::Release);
+                work(&shared, &sleeping, index, seen)
+            }
         })
         .ok()?;
+    // The worker's buffers are in place before its first task, so that its allocations all
+    // happen inside this first dispatch.
+    while !ready.load(Ordering::Acquire) {
+        thread::yield_now();
+    }
     Some(Worker {
         thread: handle.thread().clone(),
         sleeping,

@@ -136,6 +136,24 @@ pub(crate) unsafe fn sgemm(
     });
 }
 
+/// Grows this thread's packing buffers to the largest block they can hold. Done at once, and
+/// by each pool worker as it starts, so that no later product allocates: a worker may first
+/// meet a large shape late in training, when a step must no longer allocate.
+pub(crate) fn reserve_buffers() {
+    PACKED_A.with(|packed_a| {
+        PACKED.with(|packed| reserve(&mut packed.borrow_mut(), &mut packed_a.borrow_mut()))
+    });
+}
+
+fn reserve(packed: &mut Vec<f32>, packed_a: &mut Vec<f32>) {
+    if packed.len() < KC * NC {
+        packed.resize(KC * NC, 0.0);
+    }
+    if packed_a.len() < MC * KC {
+        packed_a.resize(MC * KC, 0.0);
+    }
+}
+
 /// Computes the block `rows x cols` of `C` on the calling thread.
 unsafe fn block(product: &Product, rows: std::ops::Range<usize>, cols: std::ops::Range<usize>) {
     if rows.is_empty() || cols.is_empty() {
@@ -148,21 +166,15 @@ unsafe fn block(product: &Product, rows: std::ops::Range<usize>, cols: std::ops:
         let mut packed_a = packed_a.borrow_mut();
         PACKED.with(|packed| {
             let mut packed = packed.borrow_mut();
-            let nc_max = cols.len().min(NC).div_ceil(NR) * NR;
-            if packed.len() < kc_max * nc_max {
-                packed.resize(kc_max * nc_max, 0.0);
-            }
+            reserve(&mut packed, &mut packed_a);
             for jc in cols.clone().step_by(NC) {
                 let nc = NC.min(cols.end - jc);
                 for pc in (0..k).step_by(kc_max) {
                     let kc = kc_max.min(k - pc);
-                    // SAFETY: the block lies inside `B`, and `packed` holds kc x nc_max values.
+                    // SAFETY: the block lies inside `B`, and `packed` holds KC x NC values.
                     unsafe { pack_b(product.b, pc, jc, kc, nc, &mut packed) };
                     let beta = if pc == 0 { product.beta } else { 1.0 };
                     let pack_a = nc.div_ceil(NR) >= PACK_A_FROM;
-                    if pack_a && packed_a.len() < MC * kc_max {
-                        packed_a.resize(MC * kc_max, 0.0);
-                    }
                     for ic in rows.clone().step_by(MC) {
                         let mc = MC.min(rows.end - ic);
                         let a_block = if pack_a {
