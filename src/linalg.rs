@@ -153,7 +153,7 @@ pub fn gemm<T: Float>(
     };
     let a_strides = a.strides();
     let b_strides = b.strides();
-    let c_strides = c.strides().to_vec();
+    let c_strides = [c.strides()[0], c.strides()[1]];
 
     // SAFETY: the three views are valid for the shapes checked above and their own strides, the
     // backend reads `a` and `b` and writes only the m x n elements of `c`, and `c` is borrowed
