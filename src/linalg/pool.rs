@@ -266,6 +266,26 @@ mod tests {
     }
 
     #[test]
+    fn workers_take_chunks_while_the_caller_is_busy() {
+        let caller = thread::current().id();
+        let elsewhere = AtomicU64::new(0);
+        // Each chunk sleeps, so a worker gets some even when this machine is busy. A few tries,
+        // because another test's product may hold the pool, and then this one runs inline.
+        for _ in 0..20 {
+            run(2, 8, &|_| {
+                if thread::current().id() != caller {
+                    elsewhere.fetch_add(1, Ordering::Relaxed);
+                }
+                thread::sleep(Duration::from_millis(5));
+            });
+            if elsewhere.load(Ordering::Relaxed) > 0 {
+                return;
+            }
+        }
+        panic!("no chunk ran on a worker in 20 dispatches");
+    }
+
+    #[test]
     fn nested_dispatch_runs_inline() {
         let total = AtomicU64::new(0);
         run(2, 2, &|_| {
