@@ -23,9 +23,10 @@ use crate::float::Float;
 /// one entry per row in `rows`. Disjoint row ranges write disjoint outputs, so threads can
 /// split one product by giving each a range and its part of `y`.
 ///
-/// Numerics: the sum runs in several partial sums that are added at the end, and the AVX2 path
-/// rounds once per fused multiply-add, so the result can differ in the last bits from a plain
-/// loop, from [`crate::linalg::gemm`] and between the two paths. An empty `x` gives zeros.
+/// Numerics: each row is summed in several partial sums that are added at the end, and the
+/// AVX2 path rounds once per fused multiply-add. The result can therefore differ in the last
+/// bits from a plain loop, from [`crate::linalg::gemm`] and between the two paths. An empty
+/// `x` gives zeros.
 ///
 /// # Panics
 ///
@@ -77,8 +78,8 @@ fn check_arguments(w_len: usize, ld: usize, k: usize, y_len: usize, rows: &Range
     }
 }
 
-/// The portable path: one row at a time, in eight partial sums that the compiler can keep in a
-/// vector register.
+/// Computes the rows one at a time, each in eight partial sums that the compiler can keep in
+/// a vector register; the path for every type and target without the AVX2 kernel.
 fn gemv_rows_portable<T: Float>(w: &[T], ld: usize, x: &[T], y: &mut [T], start: usize) {
     let k = x.len();
     for (j, out) in y.iter_mut().enumerate() {
@@ -253,7 +254,7 @@ mod tests {
         .collect()
     }
 
-    /// The bound `Σ_k |W[i,k] x[k]|` of each row, which scales the allowed rounding error.
+    /// Returns `Σ_k |W[i,k] x[k]|` for each row, the scale of its allowed rounding error.
     fn magnitude<T: Float>(w: &[T], ld: usize, x: &[T], rows: Range<usize>) -> Vec<f64> {
         rows.map(|i| {
             (0..x.len())

@@ -41,7 +41,7 @@ use crate::network::Network;
 /// Reusable buffers for [`Network::forward_into`]: two layer outputs used in turn, and room
 /// for a copy of a strided single-column input and of a strided bias.
 ///
-/// One set of buffers serves any network and batch size; a call that needs more room grows
+/// One set of buffers serves any network and batch size. A call that needs more room grows
 /// them, and later calls reuse that room.
 #[derive(Clone, Debug, Default)]
 pub struct InferenceBuffers<T> {
@@ -51,7 +51,7 @@ pub struct InferenceBuffers<T> {
 }
 
 impl<T: Float> InferenceBuffers<T> {
-    /// Creates empty buffers; the first call to [`Network::forward_into`] sizes them.
+    /// Creates empty buffers, which the first call to [`Network::forward_into`] sizes.
     pub fn new() -> Self {
         InferenceBuffers {
             outputs: [Vec::new(), Vec::new()],
@@ -68,7 +68,7 @@ impl<T: Float> InferenceBuffers<T> {
         buffers
     }
 
-    /// Grows the buffers to fit `network` at `batch` columns; they never shrink.
+    /// Grows the buffers to fit `network` at `batch` columns. They never shrink.
     pub fn reserve(&mut self, network: &Network<T>, batch: usize) {
         let widest = network
             .layers()
@@ -133,7 +133,7 @@ impl<T: Float> Network<T> {
         Ok(ArrayView2::from_shape((n, m), output).expect("buffer sized by reserve"))
     }
 
-    /// Runs the layers on a batch with [`linalg::gemm`]; layer `index` writes
+    /// Runs the layers on a batch with [`linalg::gemm`]. Layer `index` writes
     /// `buffers.outputs[index % 2]`.
     fn forward_batch(&self, x: ArrayView2<'_, T>, buffers: &mut InferenceBuffers<T>) -> Result<()> {
         let m = x.ncols();
@@ -162,7 +162,7 @@ impl<T: Float> Network<T> {
         Ok(())
     }
 
-    /// Runs the layers on one column with [`gemv_rows`]; every weight matrix must be
+    /// Runs the layers on one column with [`gemv_rows`]. Every weight matrix must be
     /// row-major.
     fn forward_column(&self, x: ArrayView2<'_, T>, buffers: &mut InferenceBuffers<T>) {
         let column = x.column(0);

@@ -174,7 +174,7 @@ impl<T: Float> Network<T> {
     /// Returns the output `A[L]` (`n[L] x m`) for an input `X` (`n[0] x m`), keeping nothing
     /// for a backward pass.
     ///
-    /// This allocates its buffers on every call; [`Network::forward_into`] computes the same
+    /// This allocates its buffers on every call. [`Network::forward_into`] computes the same
     /// values into buffers that a caller reuses.
     ///
     /// # Errors

@@ -15,8 +15,8 @@ const ACTIVATIONS: [Activation; 8] = [
     Activation::Softmax,
 ];
 
-/// A network of widths 19-37-9-...-5 with one layer per activation in `ACTIVATIONS`, and
-/// nonzero biases so that the bias add is exercised.
+/// Builds a network of widths 19-37-9-...-5 with one layer per activation in `ACTIVATIONS`,
+/// and nonzero biases so that the bias add is exercised.
 fn network<T: Float>(seed: u64) -> Network<T> {
     let mut rng = Rng::new(seed);
     let mut sizes = vec![19, 37];
@@ -34,7 +34,7 @@ fn input<T: Float>(rows: usize, cols: usize, seed: u64) -> Array2<T> {
     Array2::from_shape_fn((rows, cols), |_| T::of(rng.normal()))
 }
 
-/// The forward pass layer by layer through `Dense::forward`, which allocates per layer.
+/// Runs the forward pass layer by layer through `Dense::forward`, which allocates per layer.
 fn layer_chain<T: Float>(network: &Network<T>, x: ArrayView2<'_, T>) -> Array2<T> {
     let mut a = x.to_owned();
     for layer in network.layers() {
