@@ -7,7 +7,7 @@
 //! each, so the buffers grow to fit the largest batch seen and never shrink. Once they fit,
 //! a call allocates nothing beyond what [`linalg::gemm`] allocates inside.
 //!
-//! A batch of one column with row-major weights (as every [`Dense`](crate::Dense) built from a
+//! A batch of one column with row-major weights (as every [`Dense`] built from a
 //! standard-layout array has) takes the matrix-vector kernel [`gemv_rows`]; other batches take
 //! [`linalg::gemm`]. The bias is added and the activation applied in one pass over `Z[l]` for
 //! the identity, ReLU and leaky ReLU; the other activations add the bias first and then run
