@@ -13,7 +13,8 @@
 //! The math lives in [`activation`], [`cost`], [`layer`] and [`network`], and [`gradcheck`]
 //! proves it against central finite differences. Training is [`init`], [`optim`] and
 //! [`train`]; data loading is [`data`]; model files are [`model`] and training checkpoints
-//! [`checkpoint`]; evaluation is [`metrics`].
+//! [`checkpoint`]; evaluation is [`metrics`]. Inference into reusable buffers is [`inference`],
+//! with the matrix-vector kernel for a batch of one in [`gemv`].
 //!
 //! Numerically, softmax subtracts each column's maximum, sigmoid never takes `exp` of a large
 //! positive number, and the cross-entropies clamp their log terms at -100, so softmax of
@@ -53,7 +54,9 @@ pub mod cost;
 pub mod data;
 pub mod error;
 pub mod float;
+pub mod gemv;
 pub mod gradcheck;
+pub mod inference;
 pub mod init;
 pub mod layer;
 pub mod linalg;
@@ -70,6 +73,7 @@ pub use data::{Dataset, Targets};
 pub use error::{Error, Result};
 pub use float::Float;
 pub use gradcheck::{TensorCheck, check_gradients};
+pub use inference::InferenceBuffers;
 pub use init::Init;
 pub use layer::Dense;
 pub use model::Model;

@@ -40,6 +40,7 @@ use crate::activation::Activation;
 use crate::cost::Cost;
 use crate::error::{Error, Result};
 use crate::float::Float;
+use crate::inference::InferenceBuffers;
 use crate::init::Init;
 use crate::layer::Dense;
 use crate::rng::Rng;
@@ -185,7 +186,7 @@ impl<T: Float> Network<T> {
         self.layers.iter().map(Dense::parameter_count).sum()
     }
 
-    fn check_input(&self, x: &ArrayView2<'_, T>) -> Result<()> {
+    pub(crate) fn check_input(&self, x: &ArrayView2<'_, T>) -> Result<()> {
         if x.nrows() != self.inputs() {
             return Err(Error::Shape(format!(
                 "the network expects {} features (rows) per example, got a {:?} input",
@@ -199,16 +200,15 @@ impl<T: Float> Network<T> {
     /// Returns the output `A[L]` (`n[L] x m`) for an input `X` (`n[0] x m`), keeping nothing
     /// for a backward pass.
     ///
+    /// This allocates its buffers on every call. [`Network::forward_into`] computes the same
+    /// values into buffers that a caller reuses.
+    ///
     /// # Errors
     ///
     /// [`Error::Shape`] when `X` does not have `n[0]` rows.
     pub fn forward(&self, x: ArrayView2<'_, T>) -> Result<Array2<T>> {
-        self.check_input(&x)?;
-        let mut a = self.layers[0].forward(x)?;
-        for layer in &self.layers[1..] {
-            a = layer.forward(a.view())?;
-        }
-        Ok(a)
+        let mut buffers = InferenceBuffers::new();
+        Ok(self.forward_into(x, &mut buffers)?.to_owned())
     }
 
     /// Runs the forward pass on `X` (`n[0] x m`) and keeps in `cache` what

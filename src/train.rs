@@ -35,6 +35,7 @@ use serde::{Deserialize, Serialize};
 use crate::cost::Cost;
 use crate::data::Targets;
 use crate::error::{Error, Result};
+use crate::inference::InferenceBuffers;
 use crate::metrics;
 use crate::network::{ForwardCache, Gradients, Network};
 use crate::optim::{Optimizer, OptimizerConfig, Schedule, add_l2_penalty, clip_global_norm};
@@ -595,7 +596,8 @@ pub fn evaluate(
 }
 
 /// Returns the network's outputs, `n[L] x m`, for features given one example per row
-/// (`m x n[0]`), computed in chunks of 1,024 examples.
+/// (`m x n[0]`), computed in chunks of 1,024 examples that share one set of
+/// [`InferenceBuffers`].
 ///
 /// # Errors
 ///
@@ -603,12 +605,13 @@ pub fn evaluate(
 pub fn predict(network: &Network<f32>, features: ArrayView2<'_, f32>) -> Result<Array2<f32>> {
     let m = features.nrows();
     let mut outputs = Array2::zeros((network.outputs(), m));
+    let mut buffers = InferenceBuffers::with_capacity(network, PREDICT_CHUNK.min(m));
     for (chunk, rows) in features
         .axis_chunks_iter(Axis(0), PREDICT_CHUNK)
         .enumerate()
     {
         let start = chunk * PREDICT_CHUNK;
-        let output = network.forward(rows.t())?;
+        let output = network.forward_into(rows.t(), &mut buffers)?;
         outputs
             .slice_mut(s![.., start..start + rows.nrows()])
             .assign(&output);

@@ -1,0 +1,258 @@
+//! Inference without allocation: [`Network::forward_into`] runs the forward pass in
+//! [`InferenceBuffers`] that are reused from call to call.
+//!
+//! For layers `l = 1..L` and a batch of `m` columns, `A[0] = X` (`n[0] x m`),
+//! `A[l] = g[l](W[l] A[l-1] + broadcast(b[l]))` (`n[l] x m`), and the output is `A[L]`. Layer
+//! outputs alternate between two row-major buffers of at least `max(n[1..L]) * m` elements
+//! each, so the buffers grow to fit the largest batch seen and never shrink. Once they fit,
+//! a call allocates nothing beyond what [`linalg::gemm`] allocates inside.
+//!
+//! A batch of one column with row-major weights (as every [`Dense`] built from a
+//! standard-layout array has) takes the matrix-vector kernel [`gemv_rows`]; other batches take
+//! [`linalg::gemm`]. The bias is added and the activation applied in one pass over `Z[l]` for
+//! the identity, ReLU and leaky ReLU; the other activations add the bias first and then run
+//! [`Activation::forward_inplace`]. Softmax subtracts each column's maximum as always.
+//!
+//! ```
+//! use feedforward::inference::InferenceBuffers;
+//! use feedforward::{Activation, Network, Rng};
+//! use ndarray::Array2;
+//!
+//! let network = Network::<f32>::random(&[4, 8, 3], &[Activation::Relu, Activation::Softmax], &mut Rng::new(0))?;
+//! let mut buffers = InferenceBuffers::with_capacity(&network, 16);
+//! for batch in [16, 1, 5] {
+//!     let x = Array2::from_shape_fn((4, batch), |(i, j)| (i + j) as f32 / 10.0);
+//!     let output = network.forward_into(x.view(), &mut buffers)?;
+//!     assert_eq!(output.dim(), (3, batch));
+//! }
+//! # Ok::<(), feedforward::Error>(())
+//! ```
+
+use ndarray::{ArrayView2, ArrayViewMut2};
+
+use crate::activation::{Activation, leaky_relu, relu};
+use crate::error::Result;
+use crate::float::Float;
+use crate::gemv::gemv_rows;
+use crate::layer::Dense;
+use crate::linalg;
+use crate::network::Network;
+
+/// Reusable buffers for [`Network::forward_into`]: two layer outputs used in turn, and room
+/// for a copy of a strided single-column input and of a strided bias.
+///
+/// One set of buffers serves any network and batch size. A call that needs more room grows
+/// them, and later calls reuse that room.
+#[derive(Clone, Debug, Default)]
+pub struct InferenceBuffers<T> {
+    outputs: [Vec<T>; 2],
+    input: Vec<T>,
+    bias: Vec<T>,
+}
+
+impl<T: Float> InferenceBuffers<T> {
+    /// Creates empty buffers, which the first call to [`Network::forward_into`] sizes.
+    pub fn new() -> Self {
+        InferenceBuffers {
+            outputs: [Vec::new(), Vec::new()],
+            input: Vec::new(),
+            bias: Vec::new(),
+        }
+    }
+
+    /// Creates buffers sized for `network` and batches of up to `batch` columns, so that even
+    /// the first call allocates nothing.
+    pub fn with_capacity(network: &Network<T>, batch: usize) -> Self {
+        let mut buffers = InferenceBuffers::new();
+        buffers.reserve(network, batch);
+        buffers
+    }
+
+    /// Grows the buffers to fit `network` at `batch` columns. They never shrink.
+    pub fn reserve(&mut self, network: &Network<T>, batch: usize) {
+        let widest = network
+            .layers()
+            .iter()
+            .map(Dense::outputs)
+            .max()
+            .unwrap_or(0);
+        for output in &mut self.outputs {
+            grow(output, widest * batch);
+        }
+        grow(&mut self.input, network.inputs());
+        grow(&mut self.bias, widest);
+    }
+}
+
+fn grow<T: Float>(buffer: &mut Vec<T>, n: usize) {
+    if buffer.len() < n {
+        buffer.resize(n, T::zero());
+    }
+}
+
+impl<T: Float> Network<T> {
+    /// Returns the output `A[L]` (`n[L] x m`, row-major) for an input `X` (`n[0] x m`, any
+    /// strides), computed in `buffers` and borrowed from them.
+    ///
+    /// The result is bit-identical to [`Network::forward`], which calls this method. A batch
+    /// of one column uses the matrix-vector kernel, whose summation order differs from
+    /// [`linalg::gemm`]'s, so a column's output can differ in the last bits between a batch of
+    /// one and a larger batch.
+    ///
+    /// Once `buffers` fit the network and batch size (after the first call at the largest
+    /// batch, or from the start with [`InferenceBuffers::with_capacity`]), this method
+    /// allocates nothing itself, and a batch of one allocates nothing at all. Larger batches
+    /// call [`linalg::gemm`] once per layer.
+    // NOTE: the `gemm` crate 0.19 behind `linalg::gemm` allocates a few times per product
+    // (tests/inference_alloc.rs counts them), so batches above one still allocate there.
+    ///
+    /// # Errors
+    ///
+    /// [`crate::Error::Shape`] when `X` does not have `n[0]` rows.
+    pub fn forward_into<'b>(
+        &self,
+        x: ArrayView2<'_, T>,
+        buffers: &'b mut InferenceBuffers<T>,
+    ) -> Result<ArrayView2<'b, T>> {
+        self.check_input(&x)?;
+        let m = x.ncols();
+        buffers.reserve(self, m);
+        let row_major = self
+            .layers()
+            .iter()
+            .all(|layer| layer.weights().as_slice().is_some());
+        if m == 1 && row_major {
+            self.forward_column(x, buffers);
+        } else {
+            self.forward_batch(x, buffers)?;
+        }
+
+        let last = self.layers().len() - 1;
+        let n = self.outputs();
+        let output = &buffers.outputs[last % 2][..n * m];
+        Ok(ArrayView2::from_shape((n, m), output).expect("buffer sized by reserve"))
+    }
+
+    /// Runs the layers on a batch with [`linalg::gemm`]. Layer `index` writes
+    /// `buffers.outputs[index % 2]`.
+    fn forward_batch(&self, x: ArrayView2<'_, T>, buffers: &mut InferenceBuffers<T>) -> Result<()> {
+        let m = x.ncols();
+        let [even, odd] = &mut buffers.outputs;
+        for (index, layer) in self.layers().iter().enumerate() {
+            let (previous, current) = if index % 2 == 0 {
+                (&*odd, &mut *even)
+            } else {
+                (&*even, &mut *odd)
+            };
+            let n_in = layer.inputs();
+            let n_out = layer.outputs();
+            let input = if index == 0 {
+                x
+            } else {
+                ArrayView2::from_shape((n_in, m), &previous[..n_in * m])
+                    .expect("buffer sized by reserve")
+            };
+            let z = &mut current[..n_out * m];
+            let mut z_view =
+                ArrayViewMut2::from_shape((n_out, m), &mut *z).expect("buffer sized by reserve");
+            linalg::gemm(T::one(), layer.weights(), input, T::zero(), &mut z_view)?;
+            let bias = bias_slice(layer, &mut buffers.bias);
+            add_bias_and_activate(z, bias, m, layer.activation());
+        }
+        Ok(())
+    }
+
+    /// Runs the layers on one column with [`gemv_rows`]. Every weight matrix must be
+    /// row-major.
+    fn forward_column(&self, x: ArrayView2<'_, T>, buffers: &mut InferenceBuffers<T>) {
+        let column = x.column(0);
+        let x = match column.as_slice() {
+            Some(contiguous) => contiguous,
+            None => {
+                let copy = &mut buffers.input[..column.len()];
+                for (target, &value) in copy.iter_mut().zip(column.iter()) {
+                    *target = value;
+                }
+                &*copy
+            }
+        };
+        let [even, odd] = &mut buffers.outputs;
+        for (index, layer) in self.layers().iter().enumerate() {
+            let (previous, current) = if index % 2 == 0 {
+                (&*odd, &mut *even)
+            } else {
+                (&*even, &mut *odd)
+            };
+            let n_out = layer.outputs();
+            let input = if index == 0 {
+                x
+            } else {
+                &previous[..layer.inputs()]
+            };
+            let weights = layer.weights();
+            let weights = weights
+                .as_slice()
+                .expect("checked row-major by forward_into");
+            let z = &mut current[..n_out];
+            gemv_rows(weights, layer.inputs(), input, z, 0..n_out);
+            let bias = bias_slice(layer, &mut buffers.bias);
+            add_bias_and_activate(z, bias, 1, layer.activation());
+        }
+    }
+}
+
+/// Returns the layer's bias as a slice, copied into `scratch` when it is strided.
+fn bias_slice<'a, T: Float>(layer: &'a Dense<T>, scratch: &'a mut [T]) -> &'a [T] {
+    let bias = layer.bias();
+    match bias.to_slice() {
+        Some(contiguous) => contiguous,
+        None => {
+            let copy = &mut scratch[..bias.len()];
+            for (target, &value) in copy.iter_mut().zip(bias.iter()) {
+                *target = value;
+            }
+            copy
+        }
+    }
+}
+
+/// Overwrites `Z` (`n x m`, row-major in `z`, `n = bias.len()`) with `g(Z + broadcast(b))`.
+///
+/// Each element gets the same operations as in [`Dense::forward`], `g(z + b)` in that order,
+/// so the results are equal bit for bit.
+fn add_bias_and_activate<T: Float>(z: &mut [T], bias: &[T], m: usize, activation: Activation) {
+    match activation {
+        Activation::Identity => map_rows(z, bias, m, |v| v),
+        Activation::Relu => map_rows(z, bias, m, relu),
+        Activation::LeakyRelu { slope } => {
+            let slope = T::of(slope);
+            map_rows(z, bias, m, |v| leaky_relu(v, slope));
+        }
+        other => {
+            map_rows(z, bias, m, |v| v);
+            let view =
+                ArrayViewMut2::from_shape((bias.len(), m), z).expect("z holds bias.len() rows");
+            other.forward_inplace(view);
+        }
+    }
+}
+
+/// Sets `z[i, j] = f(z[i, j] + b[i])` over the rows of a row-major `n x m` matrix.
+#[inline(always)]
+fn map_rows<T: Float>(z: &mut [T], bias: &[T], m: usize, f: impl Fn(T) -> T) {
+    if m == 1 {
+        // One column: a single pass over `z` and `b` together, which vectorizes.
+        for (value, &b) in z.iter_mut().zip(bias) {
+            *value = f(*value + b);
+        }
+        return;
+    }
+    for (row, &b) in z.chunks_exact_mut(m.max(1)).zip(bias) {
+        for value in row {
+            *value = f(*value + b);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
