@@ -8,7 +8,7 @@
 //! a call allocates nothing beyond what [`linalg::gemm`] allocates inside.
 //!
 //! A batch of one column with row-major weights (as every [`Dense`] built from a
-//! standard-layout array has) takes the matrix-vector kernel [`gemv_rows`]; other batches take
+//! standard-layout array has) takes the matrix-vector kernel [`linalg::gemv`]; other batches take
 //! [`linalg::gemm`]. The bias is added and the activation applied in one pass over `Z[l]` for
 //! the identity, ReLU and leaky ReLU; the other activations add the bias first and then run
 //! [`Activation::forward_inplace`]. Softmax subtracts each column's maximum as always.
@@ -33,7 +33,6 @@ use ndarray::{ArrayView2, ArrayViewMut2};
 use crate::activation::{Activation, leaky_relu, relu};
 use crate::error::Result;
 use crate::float::Float;
-use crate::gemv::gemv_rows;
 use crate::layer::Dense;
 use crate::linalg;
 use crate::network::Network;
@@ -162,7 +161,7 @@ impl<T: Float> Network<T> {
         Ok(())
     }
 
-    /// Runs the layers on one column with [`gemv_rows`]. Every weight matrix must be
+    /// Runs the layers on one column with [`linalg::gemv`]. Every weight matrix must be
     /// row-major.
     fn forward_column(&self, x: ArrayView2<'_, T>, buffers: &mut InferenceBuffers<T>) {
         let column = x.column(0);
@@ -194,7 +193,7 @@ impl<T: Float> Network<T> {
                 .as_slice()
                 .expect("checked row-major by forward_into");
             let z = &mut current[..n_out];
-            gemv_rows(weights, layer.inputs(), input, z, 0..n_out);
+            linalg::gemv(weights, layer.inputs(), input, z);
             let bias = bias_slice(layer, &mut buffers.bias);
             add_bias_and_activate(z, bias, 1, layer.activation());
         }

@@ -14,7 +14,7 @@
 //! proves it against central finite differences. Training is [`init`], [`optim`] and
 //! [`train`]; data loading is [`data`]; model files are [`model`] and training checkpoints
 //! [`checkpoint`]; evaluation is [`metrics`]. Inference into reusable buffers is [`inference`],
-//! with the matrix-vector kernel for a batch of one in [`gemv`].
+//! with the matrix-vector kernel for a batch of one in [`linalg::gemv`].
 //!
 //! Numerically, softmax subtracts each column's maximum, sigmoid never takes `exp` of a large
 //! positive number, and the cross-entropies clamp their log terms at -100, so softmax of
@@ -54,7 +54,6 @@ pub mod cost;
 pub mod data;
 pub mod error;
 pub mod float;
-pub mod gemv;
 pub mod gradcheck;
 pub mod inference;
 pub mod init;

@@ -14,6 +14,7 @@
 //! bit-identical results for any thread count: each element of `C` is summed in the same order.
 //! The `gemm` crate's may differ in the last bits between thread counts.
 
+pub mod gemv;
 mod kernel;
 mod pool;
 mod sgemm;
@@ -72,7 +73,7 @@ pub(crate) fn for_each_range(
     work: &(dyn Fn(std::ops::Range<usize>) + Sync),
 ) {
     let threads = threads();
-    let chunks = (len / min_len.max(1)).clamp(1, 4 * threads);
+    let chunks = (len / min_len.max(1)).clamp(1, (4 * threads).min(pool::MAX_CHUNKS));
     if chunks == 1 {
         work(0..len);
         return;
@@ -80,6 +81,66 @@ pub(crate) fn for_each_range(
     pool::run(threads, chunks, &|chunk| {
         work(chunk * len / chunks..(chunk + 1) * len / chunks);
     });
+}
+
+/// Products `W x` with fewer multiply-adds than this run on one thread.
+const GEMV_PARALLEL_MIN: usize = 1 << 15;
+
+/// Computes `y = W x` for a row-major `W` (`y.len()` rows of `x.len()` columns, rows `ld`
+/// apart), splitting the rows across [`threads()`] threads when the product is large enough.
+///
+/// Each thread gets the same rows from one call to the next, so on a multi-core CPU each
+/// core's cache keeps its part of `W`: that is what makes a batch of one fast. Every output is
+/// computed by [`gemv::gemv_rows`] in the same way whatever the split, so the result does not
+/// depend on the thread count.
+///
+/// # Panics
+///
+/// As [`gemv::gemv_rows`], when the slices are too short for the shape.
+pub fn gemv<T: Float>(w: &[T], ld: usize, x: &[T], y: &mut [T]) {
+    let rows = y.len();
+    let threads = threads();
+    // Chunks of whole 4-row groups (the kernel's unit), one per thread.
+    let chunks = if rows * x.len() >= GEMV_PARALLEL_MIN {
+        threads.min(rows / 4).min(pool::MAX_CHUNKS)
+    } else {
+        1
+    };
+    if chunks <= 1 {
+        gemv::gemv_rows(w, ld, x, y, 0..rows);
+        return;
+    }
+    let bounds = |chunk: usize| (chunk * (rows / 4) / chunks * 4).min(rows);
+    let out = OutputRows(y.as_mut_ptr());
+    pool::run(threads, chunks, &|chunk| {
+        let start = bounds(chunk);
+        let end = if chunk + 1 == chunks {
+            rows
+        } else {
+            bounds(chunk + 1)
+        };
+        // SAFETY: the chunks' row ranges are disjoint and inside `y`, which stays borrowed
+        // mutably for the whole call.
+        let part = unsafe { out.rows(start..end) };
+        gemv::gemv_rows(w, ld, x, part, start..end);
+    });
+}
+
+/// The output of [`gemv`], shared by the threads that write its disjoint row ranges.
+struct OutputRows<T>(*mut T);
+
+// SAFETY: each thread writes only its own range of rows.
+unsafe impl<T: Send> Sync for OutputRows<T> {}
+
+impl<T> OutputRows<T> {
+    /// # Safety
+    ///
+    /// `range` must lie inside the output and not overlap a range another thread holds.
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn rows(&self, range: std::ops::Range<usize>) -> &mut [T] {
+        // SAFETY: guaranteed by the caller.
+        unsafe { std::slice::from_raw_parts_mut(self.0.add(range.start), range.len()) }
+    }
 }
 
 /// Computes `C = alpha A B + beta C`.

@@ -17,10 +17,13 @@
 //! runs exactly once, so a task whose chunks write disjoint outputs gives the same result.
 
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
+
+/// Most chunks one task can have.
+pub(crate) const MAX_CHUNKS: usize = 64;
 
 /// One chunk of a product: called once with each chunk index in `0..chunks`.
 pub(crate) type Task<'a> = &'a (dyn Fn(usize) + Sync);
@@ -37,8 +40,10 @@ struct Shared {
     task: AtomicPtr<()>,
     /// Number of chunks of the current task.
     chunks: AtomicUsize,
-    /// The next chunk to claim.
-    next: AtomicUsize,
+    /// Bit `c` is set once chunk `c` has been claimed.
+    claimed: AtomicU64,
+    /// Threads taking part in the current task, the caller included.
+    participants: AtomicUsize,
     /// Workers with an index below this may join the current task.
     helpers: AtomicUsize,
     /// Whether the current task accepts workers.
@@ -82,7 +87,8 @@ fn pool() -> &'static Pool {
         shared: Arc::new(Shared {
             task: AtomicPtr::new(std::ptr::null_mut()),
             chunks: AtomicUsize::new(0),
-            next: AtomicUsize::new(0),
+            claimed: AtomicU64::new(0),
+            participants: AtomicUsize::new(0),
             helpers: AtomicUsize::new(0),
             open: AtomicBool::new(false),
             joined: AtomicUsize::new(0),
@@ -95,7 +101,19 @@ fn pool() -> &'static Pool {
 
 /// Runs `task(0)`, ..., `task(chunks - 1)` on the calling thread and up to `threads - 1`
 /// workers, and returns when all are done. A panic in any chunk is raised here.
+///
+/// Thread `t` of `T` starts with chunk `t chunks / T` and goes on upwards, so from one call to
+/// the next the same thread tends to get the same chunks, and the data they read stays in its
+/// core's cache.
+///
+/// # Panics
+///
+/// When `chunks` exceeds [`MAX_CHUNKS`].
 pub(crate) fn run(threads: usize, chunks: usize, task: Task<'_>) {
+    assert!(
+        chunks <= MAX_CHUNKS,
+        "{chunks} chunks, at most {MAX_CHUNKS}"
+    );
     if threads <= 1 || chunks <= 1 {
         (0..chunks).for_each(task);
         return;
@@ -119,7 +137,9 @@ pub(crate) fn run(threads: usize, chunks: usize, task: Task<'_>) {
         .task
         .store(task_ref as *const Task<'_> as *mut (), Ordering::Relaxed);
     shared.chunks.store(chunks, Ordering::Relaxed);
-    shared.next.store(0, Ordering::Relaxed);
+    shared.claimed.store(0, Ordering::Relaxed);
+    let participants = threads.min(workers.len() + 1);
+    shared.participants.store(participants, Ordering::Relaxed);
     shared.helpers.store(threads - 1, Ordering::Relaxed);
     shared.open.store(true, Ordering::SeqCst);
     shared.generation.fetch_add(1, Ordering::SeqCst);
@@ -128,7 +148,7 @@ pub(crate) fn run(threads: usize, chunks: usize, task: Task<'_>) {
             worker.thread.unpark();
         }
     }
-    let own = catch_unwind(AssertUnwindSafe(|| claim_chunks(shared, task)));
+    let own = catch_unwind(AssertUnwindSafe(|| claim_chunks(shared, task, 0)));
     shared.open.store(false, Ordering::SeqCst);
     // Poll briefly: a worker inside the task usually finishes its chunk within microseconds.
     // Then sleep, so that on a busy machine the worker (or anyone) gets this core.
@@ -152,15 +172,19 @@ pub(crate) fn run(threads: usize, chunks: usize, task: Task<'_>) {
     assert!(!worker_panicked, "a matrix-product worker thread panicked");
 }
 
-/// Runs chunks until the counter passes the last one.
-fn claim_chunks(shared: &Shared, task: Task<'_>) {
+/// Runs unclaimed chunks, starting from this participant's share, until all are claimed.
+fn claim_chunks(shared: &Shared, task: Task<'_>, participant: usize) {
     let chunks = shared.chunks.load(Ordering::Relaxed);
-    loop {
-        let chunk = shared.next.fetch_add(1, Ordering::Relaxed);
-        if chunk >= chunks {
-            return;
+    let participants = shared.participants.load(Ordering::Relaxed).max(1);
+    let start = participant * chunks / participants;
+    for offset in 0..chunks {
+        let chunk = (start + offset) % chunks;
+        let bit = 1u64 << chunk;
+        if shared.claimed.load(Ordering::Relaxed) & bit == 0
+            && shared.claimed.fetch_or(bit, Ordering::Relaxed) & bit == 0
+        {
+            task(chunk);
         }
-        task(chunk);
     }
 }
 
@@ -205,7 +229,8 @@ fn work(shared: &Shared, sleeping: &AtomicBool, index: usize, mut seen: usize) {
             // SAFETY: `open` is set and this worker is counted in `joined`, so the dispatcher
             // is inside `run` and keeps the task alive until `joined` drops to zero.
             let task = unsafe { *(shared.task.load(Ordering::Relaxed) as *const Task<'_>) };
-            if catch_unwind(AssertUnwindSafe(|| claim_chunks(shared, task))).is_err() {
+            let participant = (index + 1) % shared.participants.load(Ordering::Relaxed).max(1);
+            if catch_unwind(AssertUnwindSafe(|| claim_chunks(shared, task, participant))).is_err() {
                 shared.panicked.store(true, Ordering::Relaxed);
             }
         }

@@ -24,6 +24,12 @@ const NC: usize = 2048;
 /// Chunks per thread when a product is split.
 const CHUNKS_PER_THREAD: usize = 4;
 
+/// Elements of `A` from which a split by columns uses chunks of at least [`WIDE_CHUNK`] columns.
+const LARGE_A: usize = 1 << 20;
+
+/// Columns per chunk for a large `A`.
+const WIDE_CHUNK: usize = 512;
+
 /// Products with fewer multiply-adds than this run on one thread: below it, handing half to
 /// another core costs more than it saves.
 const PARALLEL_MIN_MULTIPLY_ADDS: usize = 1 << 17;
@@ -115,11 +121,18 @@ pub(crate) unsafe fn sgemm(
     } else {
         (false, row_panels)
     };
-    let chunks = if threads > 1 {
-        panels.min(CHUNKS_PER_THREAD * threads)
+    let mut chunks = if threads > 1 {
+        panels
+            .min(CHUNKS_PER_THREAD * threads)
+            .min(pool::MAX_CHUNKS)
     } else {
         1
     };
+    if by_columns && m * k >= LARGE_A {
+        // Every chunk of columns reads (and may pack) all of `A`: with a large `A`, fewer and
+        // wider chunks.
+        chunks = chunks.min((n / WIDE_CHUNK).max(threads));
+    }
     let range = |chunk: usize, width: usize, len: usize| {
         let start = (chunk * panels / chunks * width).min(len);
         let end = ((chunk + 1) * panels / chunks * width).min(len);
@@ -146,12 +159,22 @@ pub(crate) fn reserve_buffers() {
 }
 
 fn reserve(packed: &mut Vec<f32>, packed_a: &mut Vec<f32>) {
-    if packed.len() < KC * NC {
-        packed.resize(KC * NC, 0.0);
+    if packed.len() < KC * NC + ALIGN {
+        packed.resize(KC * NC + ALIGN, 0.0);
     }
-    if packed_a.len() < MC * KC {
-        packed_a.resize(MC * KC, 0.0);
+    if packed_a.len() < MC * KC + ALIGN {
+        packed_a.resize(MC * KC + ALIGN, 0.0);
     }
+}
+
+/// Values of slack in each buffer, so that its used part can start on a cache line.
+const ALIGN: usize = 16;
+
+/// The part of `buffer` that starts on a 64-byte boundary: a panel's 16 values per step then
+/// fill exactly one cache line instead of straddling two.
+fn aligned(buffer: &mut [f32]) -> &mut [f32] {
+    let skip = buffer.as_ptr().align_offset(64).min(ALIGN);
+    &mut buffer[skip..]
 }
 
 /// Computes the block `rows x cols` of `C` on the calling thread.
@@ -167,19 +190,20 @@ unsafe fn block(product: &Product, rows: std::ops::Range<usize>, cols: std::ops:
         PACKED.with(|packed| {
             let mut packed = packed.borrow_mut();
             reserve(&mut packed, &mut packed_a);
+            let (packed, packed_a) = (aligned(&mut packed), aligned(&mut packed_a));
             for jc in cols.clone().step_by(NC) {
                 let nc = NC.min(cols.end - jc);
                 for pc in (0..k).step_by(kc_max) {
                     let kc = kc_max.min(k - pc);
                     // SAFETY: the block lies inside `B`, and `packed` holds KC x NC values.
-                    unsafe { pack_b(product.b, pc, jc, kc, nc, &mut packed) };
+                    unsafe { pack_b(product.b, pc, jc, kc, nc, packed) };
                     let beta = if pc == 0 { product.beta } else { 1.0 };
                     let pack_a = nc.div_ceil(NR) >= PACK_A_FROM;
                     for ic in rows.clone().step_by(MC) {
                         let mc = MC.min(rows.end - ic);
                         let a_block = if pack_a {
                             // SAFETY: the block lies inside `A`; `packed_a` holds MC x kc values.
-                            unsafe { pack_a_block(product.a, ic, pc, mc, kc, &mut packed_a) };
+                            unsafe { pack_a_block(product.a, ic, pc, mc, kc, packed_a) };
                             Some(packed_a.as_ptr())
                         } else {
                             None
@@ -243,12 +267,18 @@ unsafe fn pack_a_block(
 ) {
     for (r, panel) in out.chunks_mut(MR * kc).take(mc.div_ceil(MR)).enumerate() {
         let height = MR.min(mc - r * MR);
-        for i in 0..height {
-            // SAFETY: row i0 + r MR + i, columns p0.., lie inside the block.
-            let start = unsafe { a.ptr.offset(a.offset(i0 + r * MR + i, p0)) };
-            for p in 0..kc {
-                // SAFETY: as above, through the column stride.
-                panel[p * MR + i] = unsafe { *start.offset(a.col * p as isize) };
+        // The step runs in the outer loop: the writes are sequential and the reads are
+        // `height` sequential streams for row-major `A`, or one for column-major `A`.
+        let mut rows = [std::ptr::null::<f32>(); MR];
+        for (i, row) in rows.iter_mut().enumerate().take(height) {
+            // SAFETY: row i0 + r MR + i, column p0, lies inside the block.
+            *row = unsafe { a.ptr.offset(a.offset(i0 + r * MR + i, p0)) };
+        }
+        for (p, step) in panel.chunks_exact_mut(MR).enumerate().take(kc) {
+            let offset = a.col * p as isize;
+            for (value, row) in step.iter_mut().zip(&rows[..height]) {
+                // SAFETY: column p0 + p of a valid row of the block.
+                *value = unsafe { *row.offset(offset) };
             }
         }
     }
