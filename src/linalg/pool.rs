@@ -28,8 +28,10 @@ pub(crate) const MAX_CHUNKS: usize = 64;
 /// One chunk of a product: called once with each chunk index in `0..chunks`.
 pub(crate) type Task<'a> = &'a (dyn Fn(usize) + Sync);
 
-/// How long an idle worker spins before it parks.
-const SPIN: Duration = Duration::from_micros(200);
+/// How long an idle worker spins before it parks. On the 2-vCPU virtual machine of
+/// BENCHMARKS.md, a parked worker took so long to wake that training slowed by up to 40% with
+/// 200 µs; with 2 ms no worker parked within a training run.
+const SPIN: Duration = Duration::from_millis(2);
 
 /// How many times the dispatcher polls for workers to finish before it sleeps on [`Pool::done`].
 const DISPATCHER_SPINS: u32 = 1 << 11;
