@@ -221,11 +221,11 @@ fn bias_slice<'a, T: Float>(layer: &'a Dense<T>, scratch: &'a mut [T]) -> &'a [T
 /// so the results are equal bit for bit.
 fn add_bias_and_activate<T: Float>(z: &mut [T], bias: &[T], m: usize, activation: Activation) {
     match activation {
-        Activation::Identity => map_rows(z, bias, m, |v| v),
-        Activation::Relu => map_rows(z, bias, m, relu),
+        Activation::Identity => map_rows_parallel(z, bias, m, |v| v),
+        Activation::Relu => map_rows_parallel(z, bias, m, relu),
         Activation::LeakyRelu { slope } => {
             let slope = T::of(slope);
-            map_rows(z, bias, m, |v| leaky_relu(v, slope));
+            map_rows_parallel(z, bias, m, |v| leaky_relu(v, slope));
         }
         other => {
             map_rows(z, bias, m, |v| v);
@@ -235,6 +235,18 @@ fn add_bias_and_activate<T: Float>(z: &mut [T], bias: &[T], m: usize, activation
         }
     }
 }
+
+/// [`map_rows`] with large matrices split by rows across the product threads (each row is
+/// independent, so the split does not change the result).
+fn map_rows_parallel<T: Float>(z: &mut [T], bias: &[T], m: usize, f: impl Fn(T) -> T + Sync) {
+    let m = m.max(1);
+    linalg::for_each_row_block(z, m, ROWS_PARALLEL_MIN, &|first, block| {
+        map_rows(block, &bias[first..first + block.len() / m], m, &f);
+    });
+}
+
+/// Values from which adding the bias and activating is split across threads.
+const ROWS_PARALLEL_MIN: usize = 1 << 16;
 
 /// Sets `z[i, j] = f(z[i, j] + b[i])` over the rows of a row-major `n x m` matrix.
 #[inline(always)]

@@ -83,6 +83,28 @@ pub(crate) fn for_each_range(
     });
 }
 
+/// Calls `work(first_row, rows)` on disjoint blocks of whole rows that cover `data`, a
+/// row-major matrix with rows of `row_len` values, on up to [`threads()`] threads.
+///
+/// Blocks hold at least `min_len` values where `data` allows, so small matrices stay on the
+/// calling thread. The blocks do not depend on which thread runs them, so a `work` that treats
+/// each row alone gives the same result for any thread count.
+pub(crate) fn for_each_row_block<T: Send>(
+    data: &mut [T],
+    row_len: usize,
+    min_len: usize,
+    work: &(dyn Fn(usize, &mut [T]) + Sync),
+) {
+    let rows = data.len().checked_div(row_len).unwrap_or(0);
+    let out = OutputRows(data.as_mut_ptr());
+    for_each_range(rows, min_len.div_ceil(row_len.max(1)), &|range| {
+        // SAFETY: the ranges of rows are disjoint and inside `data`, which stays borrowed
+        // mutably for the whole call.
+        let block = unsafe { out.rows(range.start * row_len..range.end * row_len) };
+        work(range.start, block);
+    });
+}
+
 /// Products `W x` with fewer multiply-adds than this run on one thread.
 const GEMV_PARALLEL_MIN: usize = 1 << 15;
 
