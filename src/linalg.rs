@@ -3,9 +3,9 @@
 //! [`gemm()`] computes `C = alpha A B + beta C` for any strides, so transposed operands such as
 //! `A[l-1]^T` in `dW = dZ A[l-1]^T` are views, never copies.
 //!
-//! For `f32` on a CPU with AVX2 and FMA the product is this crate's own (`sgemm`): it reads `A`
-//! in place, packs `B` into a per-thread buffer that is reused, and splits the work over a small
-//! pool of its own, so after the first product of each shape it allocates nothing. It was chosen
+//! For `f32` on a CPU with AVX2 and FMA the product is this crate's own (`sgemm`). It reads `A`
+//! in place or packs it, packs `B` into per-thread buffers that are reused, and splits the work
+//! over a small pool of its own. Once the pool's threads have started, it allocates nothing. It was chosen
 //! over the `gemm` and `faer` crates by measurement on this project's layer shapes
 //! (BENCHMARKS.md); both of those allocate packing buffers in every call. Other element types
 //! and CPUs use the `gemm` crate (version 0.19) on rayon's pool.

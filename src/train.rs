@@ -4,8 +4,9 @@
 //! One step on a batch of `m` examples runs the forward pass with dropout, the backward pass,
 //! adds the L2 penalty's gradient `λ W[l]`, clips the global gradient norm, and lets the
 //! optimizer update every `W[l]` and `b[l]` at the epoch's learning rate. The examples are
-//! reshuffled every epoch from the seeded generator, so the same seed, data and thread count
-//! give bit-identical weights. [`Trainer::save_checkpoint`] and [`Trainer::resume`] (see
+//! reshuffled every epoch from the seeded generator, so the same seed and data give
+//! bit-identical weights (for any thread count on x86-64 with AVX2 and FMA, for the same one
+//! elsewhere; see [`crate::linalg`]). [`Trainer::save_checkpoint`] and [`Trainer::resume`] (see
 //! [`crate::checkpoint`]) stop and continue a run without changing that result.
 //!
 //! ```

@@ -173,8 +173,8 @@ pub struct Args {
     /// Continue the run saved in this checkpoint file and save the model it would have saved.
     /// The data and every training option come from the checkpoint, so only --data (which
     /// must name the recorded data), --model, --plot, --checkpoint and --checkpoint-every may
-    /// be given with it. The result is bit-identical to an uninterrupted run when --threads is
-    /// the same as in that run.
+    /// be given with it. The result is bit-identical to an uninterrupted run (on CPUs without
+    /// AVX2 and FMA, when --threads is the same as in that run).
     #[arg(
         long,
         value_name = "CHECKPOINT",

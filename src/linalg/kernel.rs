@@ -1,10 +1,10 @@
 //! The `f32` micro-kernel: a 6 x 16 tile of `C` updated with AVX2 and FMA.
 //!
 //! For one tile, `C[0..6, 0..16] = alpha sum_p A[i, p] B[p, j] + beta C`, with `p` running over
-//! one block of the inner dimension. The 12 accumulators (6 rows, 2 vectors of 8) and the two
-//! vectors of `B` fill 14 of the 16 AVX registers; each step over `p` does 12 fused
-//! multiply-adds against 2 loads and 6 broadcasts, so the two FMA units, not memory, set the
-//! pace.
+//! one block of the inner dimension. The 12 accumulators (6 rows, 2 vectors of 8), the two
+//! vectors of `B` and one broadcast of `A` fill 15 of the 16 AVX registers. Each step over `p`
+//! does 12 fused multiply-adds against 2 loads and 6 broadcasts, so the two FMA units set the
+//! pace rather than memory.
 //!
 //! `A` is read in place through its strides (one broadcast per row and step), so row-major
 //! weights, their transposes and packed panels all work without copying. `B` must be packed:

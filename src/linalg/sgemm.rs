@@ -1,9 +1,10 @@
 //! The `f32` product on AVX2 and FMA: blocking, packing of `B`, and the split across threads.
 //!
 //! `C = alpha A B + beta C` with `A` `m x k`, `B` `k x n`, `C` `m x n`, any strides. The loops
-//! follow the usual layered scheme: columns of `C` in blocks of [`NC`], the inner dimension in
-//! blocks of at most [`KC`] (its panels of `B`, 16 KiB each, stay in L1), rows in blocks of
-//! [`MC`] (their rows of `A` stay in L2), then 6 x 16 tiles ([`super::kernel`]).
+//! follow the usual layered scheme. Columns of `C` go in blocks of [`NC`], and the inner
+//! dimension in blocks of at most [`KC`], whose panels of `B` (16 KiB each) stay in L1. Rows go
+//! in blocks of [`MC`], whose rows of `A` stay in L2, and last come 6 x 16 tiles
+//! ([`super::kernel`]).
 //!
 //! Only `B` is copied, into panels of 16 columns in each thread's own reusable buffer; `A` is
 //! read through its strides. Every element of `C` is summed over `p` in the same order whatever

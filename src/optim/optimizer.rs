@@ -636,7 +636,7 @@ struct AdamSlices<T> {
 unsafe impl<T: Send> Sync for AdamSlices<T> {}
 
 impl<T> AdamSlices<T> {
-    /// The four tensors' elements in `range`.
+    /// Returns the four tensors' elements in `range`.
     ///
     /// # Safety
     ///
@@ -657,7 +657,7 @@ impl<T> AdamSlices<T> {
     }
 }
 
-/// One Adam update of a range of elements. For `f32` on a CPU with AVX2 the same loop is
+/// Applies one Adam update to a range of elements. For `f32` on a CPU with AVX2 the same loop is
 /// compiled for 8-lane vectors instead of the baseline's 4 (the square root and two divisions
 /// per element dominate). Rust never fuses a multiply and an add by itself, so both builds
 /// round identically.
