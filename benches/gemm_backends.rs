@@ -15,11 +15,11 @@
 //!   binary sets the variable to 1 when it is unset; run it again with `MATMUL_NUM_THREADS=2`
 //!   and the filter `matrixmultiply` for the two-thread figures. matrixmultiply also decides by
 //!   itself whether a product is large enough to split.
-//! - `linalg`: `feedforward::linalg::gemm` (the `gemm` crate) after `linalg::set_threads(n)`.
-//!   It splits a product only above its `PARALLEL_MIN_MULTIPLY_ADDS`, so its two-thread
-//!   figures show the policy as shipped.
-//! - `gemm`: the `gemm` crate called as `linalg::gemm` calls it, with `Parallelism::Rayon(2)`
-//!   for every product on two threads, so no threshold applies.
+//! - `linalg`: `feedforward::linalg::gemm` after `linalg::set_threads(n)`: for `f32` on a CPU
+//!   with AVX2 and FMA, the crate's own product (`src/linalg/sgemm.rs`). It splits a product
+//!   only above its own threshold, so its two-thread figures show the policy as shipped.
+//! - `gemm`: the `gemm` crate called as `linalg::gemm` calls it on other CPUs, with
+//!   `Parallelism::Rayon(2)` for every product on two threads, so no threshold applies.
 //! - `faer`: `faer::linalg::matmul::matmul` on `MatRef`/`MatMut` built from the ndarray
 //!   pointers and strides, with `Par::Seq` or `Par::rayon(2)`. faer itself runs products of
 //!   fewer than 16384 f32 multiply-adds on one thread (faer 0.24.4).
@@ -162,7 +162,7 @@ fn multiply(
     }
 }
 
-/// Calls the `gemm` crate with the arguments `linalg::gemm` passes, without its threshold.
+/// Calls the `gemm` crate with the arguments `linalg::gemm` passes to it, without its threshold.
 fn gemm_crate(
     a: ArrayView2<'_, f32>,
     b: ArrayView2<'_, f32>,
@@ -455,7 +455,8 @@ impl StepBuffers {
 fn step_variants(matmul_threads: usize) -> Vec<(Backend, ThreadPolicy)> {
     let mut variants = vec![
         (Backend::Matrixmultiply, ThreadPolicy::Fixed(matmul_threads)),
-        // linalg::gemm on two threads, with its own threshold deciding per product.
+        // linalg::gemm on one thread, and on two with its own threshold deciding per product.
+        (Backend::Linalg, ThreadPolicy::Fixed(1)),
         (Backend::Linalg, ThreadPolicy::Fixed(2)),
     ];
     for backend in [Backend::Gemm, Backend::Faer] {
@@ -479,8 +480,8 @@ fn bench_steps(c: &mut Criterion, matmul_threads: usize) {
         let parameter = format!("{}_m{batch}", network.join("-"));
         let mut buffers = StepBuffers::new(widths, batch, &mut rng);
         for (backend, policy) in step_variants(matmul_threads) {
-            if backend == Backend::Linalg {
-                linalg::set_threads(2);
+            if let (Backend::Linalg, ThreadPolicy::Fixed(threads)) = (backend, policy) {
+                linalg::set_threads(threads);
             }
             let id = BenchmarkId::new(
                 format!("{}_{}", backend.label(), policy.label()),
