@@ -56,6 +56,9 @@ struct Shared {
     generation: AtomicUsize,
     /// Set when a chunk panicked on a worker; the dispatcher then panics too.
     panicked: AtomicBool,
+    /// Set while the dispatcher sleeps on [`Done`], so that the last worker out knows to wake
+    /// it. Without it, every dispatch would cost the worker a system call.
+    dispatcher_sleeping: AtomicBool,
 }
 
 struct Worker {
@@ -96,6 +99,7 @@ fn pool() -> &'static Pool {
             joined: AtomicUsize::new(0),
             generation: AtomicUsize::new(0),
             panicked: AtomicBool::new(false),
+            dispatcher_sleeping: AtomicBool::new(false),
         }),
         workers: Mutex::new(Vec::new()),
     })
@@ -160,11 +164,16 @@ pub(crate) fn run(threads: usize, chunks: usize, task: Task<'_>) {
         spins += 1;
     }
     if shared.joined.load(Ordering::SeqCst) != 0 {
+        // Announce the sleep before the last look at `joined`: a worker that leaves after this
+        // store sees it and wakes this thread; one that left before it is seen in `joined`.
+        shared.dispatcher_sleeping.store(true, Ordering::SeqCst);
         let done = done();
         let mut guard = done.lock.lock().unwrap_or_else(|e| e.into_inner());
         while shared.joined.load(Ordering::SeqCst) != 0 {
             guard = done.finished.wait(guard).unwrap_or_else(|e| e.into_inner());
         }
+        drop(guard);
+        shared.dispatcher_sleeping.store(false, Ordering::SeqCst);
     }
     let worker_panicked = shared.panicked.swap(false, Ordering::Relaxed);
     drop(workers);
@@ -236,9 +245,11 @@ fn work(shared: &Shared, sleeping: &AtomicBool, index: usize, mut seen: usize) {
                 shared.panicked.store(true, Ordering::Relaxed);
             }
         }
-        if shared.joined.fetch_sub(1, Ordering::SeqCst) == 1 {
-            // The last worker out wakes a dispatcher that may be sleeping. Taking the lock
-            // orders this after the dispatcher's check of `joined` if it is about to sleep.
+        if shared.joined.fetch_sub(1, Ordering::SeqCst) == 1
+            && shared.dispatcher_sleeping.load(Ordering::SeqCst)
+        {
+            // The last worker out wakes a sleeping dispatcher. Taking the lock orders this
+            // after the dispatcher's check of `joined` if it is about to wait.
             let done = done();
             drop(done.lock.lock().unwrap_or_else(|e| e.into_inner()));
             done.finished.notify_all();
