@@ -9,8 +9,8 @@
 //! x86-64 with AVX2 and FMA is nothing.
 //!
 //! A batch of one column with row-major weights (as every [`Dense`] built from a
-//! standard-layout array has) takes the matrix-vector product [`linalg::gemv()`]; other batches take
-//! [`linalg::gemm`]. The bias is added and the activation applied in one pass over `Z[l]` for
+//! standard-layout array has) takes the matrix-vector product [`linalg::gemv()`]; other
+//! batches take [`linalg::gemm`]. The bias is added and the activation applied in one pass over `Z[l]` for
 //! the identity, ReLU and leaky ReLU; the other activations add the bias first and then run
 //! [`Activation::forward_inplace`]. Softmax subtracts each column's maximum as always.
 //!
