@@ -4,7 +4,7 @@ ReLU hidden layers, a linear output with nn.CrossEntropyLoss (softmax plus categ
 cross-entropy), He-normal weights and zero biases, Adam at 1e-3, pixels scaled to [0, 1],
 reshuffled every epoch. Prints one line per epoch, then a `RESULT {json}` line.
 
-Usage: python3 torch_mlp.py --config a|b [--threads 2] [--epochs N] [--data DIR]
+Usage: python3 torch_mlp.py --config a|b [--threads 2] [--epochs N] [--seed S] [--data DIR]
 """
 import argparse
 import gzip
