@@ -122,7 +122,7 @@ impl<T: Float> Network<T> {
             .iter()
             .all(|layer| layer.weights().as_slice().is_some());
         if m == 1 && row_major {
-            self.forward_column(x, buffers);
+            self.forward_column(x, buffers)?;
         } else {
             self.forward_batch(x, buffers)?;
         }
@@ -162,9 +162,13 @@ impl<T: Float> Network<T> {
         Ok(())
     }
 
-    /// Runs the layers on one column with [`linalg::gemv`]. Every weight matrix must be
+    /// Runs the layers on one column with [`linalg::gemv()`]. Every weight matrix must be
     /// row-major.
-    fn forward_column(&self, x: ArrayView2<'_, T>, buffers: &mut InferenceBuffers<T>) {
+    fn forward_column(
+        &self,
+        x: ArrayView2<'_, T>,
+        buffers: &mut InferenceBuffers<T>,
+    ) -> Result<()> {
         let column = x.column(0);
         let x = match column.as_slice() {
             Some(contiguous) => contiguous,
@@ -194,10 +198,11 @@ impl<T: Float> Network<T> {
                 .as_slice()
                 .expect("checked row-major by forward_into");
             let z = &mut current[..n_out];
-            linalg::gemv(weights, layer.inputs(), input, z);
+            linalg::gemv(weights, layer.inputs(), input, z)?;
             let bias = bias_slice(layer, &mut buffers.bias);
             add_bias_and_activate(z, bias, 1, layer.activation());
         }
+        Ok(())
     }
 }
 
@@ -230,8 +235,8 @@ fn add_bias_and_activate<T: Float>(z: &mut [T], bias: &[T], m: usize, activation
         }
         other => {
             map_rows(z, bias, m, |v| v);
-            let view =
-                ArrayViewMut2::from_shape((bias.len(), m), z).expect("z holds bias.len() rows");
+            let view = ArrayViewMut2::from_shape((bias.len(), m), z)
+                .expect("z has bias.len() rows of m values");
             other.forward_inplace(view);
         }
     }

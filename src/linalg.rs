@@ -113,14 +113,16 @@ const GEMV_PARALLEL_MIN: usize = 1 << 15;
 ///
 /// Each thread gets the same rows from one call to the next, so on a multi-core CPU each
 /// core's cache keeps its part of `W`: that is what makes a batch of one fast. Every output is
-/// computed by [`gemv::gemv_rows`] in the same way whatever the split, so the result does not
-/// depend on the thread count.
+/// computed in the same way whatever the split, so the result does not depend on the thread
+/// count.
 ///
-/// # Panics
+/// # Errors
 ///
-/// As [`gemv::gemv_rows`], when the slices are too short for the shape.
-pub fn gemv<T: Float>(w: &[T], ld: usize, x: &[T], y: &mut [T]) {
+/// [`Error::Shape`] when `ld < x.len()` or `w` is too short for `y.len()` rows; `y` is then
+/// unchanged.
+pub fn gemv<T: Float>(w: &[T], ld: usize, x: &[T], y: &mut [T]) -> Result<()> {
     let rows = y.len();
+    gemv::check_arguments(w.len(), ld, x.len(), rows, &(0..rows))?;
     let threads = threads();
     // Chunks of whole 4-row groups (the kernel's unit), one per thread.
     let chunks = if rows * x.len() >= GEMV_PARALLEL_MIN {
@@ -129,8 +131,8 @@ pub fn gemv<T: Float>(w: &[T], ld: usize, x: &[T], y: &mut [T]) {
         1
     };
     if chunks <= 1 {
-        gemv::gemv_rows(w, ld, x, y, 0..rows);
-        return;
+        gemv::compute_rows(w, ld, x, y, 0..rows);
+        return Ok(());
     }
     let bounds = |chunk: usize| (chunk * (rows / 4) / chunks * 4).min(rows);
     let out = OutputRows(y.as_mut_ptr());
@@ -144,8 +146,9 @@ pub fn gemv<T: Float>(w: &[T], ld: usize, x: &[T], y: &mut [T]) {
         // SAFETY: the chunks' row ranges are disjoint and inside `y`, which stays borrowed
         // mutably for the whole call.
         let part = unsafe { out.rows(start..end) };
-        gemv::gemv_rows(w, ld, x, part, start..end);
+        gemv::compute_rows(w, ld, x, part, start..end);
     });
+    Ok(())
 }
 
 /// The output of [`gemv`], shared by the threads that write its disjoint row ranges.
@@ -329,6 +332,33 @@ mod tests {
         let mut c = Array2::from_elem((2, 3), 4.0);
         gemm(1.0, a.view(), b.view(), 0.5, &mut c.view_mut()).unwrap();
         assert!(c.iter().all(|&x| x == 2.0));
+    }
+
+    #[test]
+    fn gemv_short_matrix_is_error() {
+        let w = vec![1.0f32; 10];
+        let mut y = vec![0.0f32; 3];
+        let err = gemv(&w, 4, &[1.0; 4], &mut y).unwrap_err();
+        assert!(matches!(err, Error::Shape(_)), "{err}");
+        assert_eq!(y, [0.0; 3]);
+    }
+
+    #[test]
+    fn gemv_matches_rows_split_across_threads() {
+        // 64 x 600 is above the parallel threshold, so the rows are split when threads > 1.
+        let w = filled(64, 600, 6).mapv(|v| v as f32);
+        let x: Vec<f32> = (0..600).map(|i| (i % 7) as f32 - 3.0).collect();
+        let mut y = vec![0.0f32; 64];
+        gemv(w.as_slice().unwrap(), 600, &x, &mut y).unwrap();
+        for (i, got) in y.iter().enumerate() {
+            let want: f64 = (0..600)
+                .map(|p| f64::from(w[[i, p]]) * f64::from(x[p]))
+                .sum();
+            assert!(
+                (f64::from(*got) - want).abs() < 1e-3,
+                "row {i}: {got} vs {want}"
+            );
+        }
     }
 
     #[test]

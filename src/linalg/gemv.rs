@@ -14,6 +14,7 @@
 use std::any::TypeId;
 use std::ops::Range;
 
+use crate::error::{Error, Result};
 use crate::float::Float;
 
 /// Computes `y[j] = Σ_k W[rows.start + j, k] x[k]` for the rows `rows` of a row-major `W`.
@@ -28,12 +29,25 @@ use crate::float::Float;
 /// bits from a plain loop, from [`crate::linalg::gemm`] and between the two paths. An empty
 /// `x` gives zeros.
 ///
-/// # Panics
+/// # Errors
 ///
-/// When `ld < x.len()`, when `y.len() != rows.len()`, or when `w` is too short for the last
-/// row in `rows`.
-pub fn gemv_rows<T: Float>(w: &[T], ld: usize, x: &[T], y: &mut [T], rows: Range<usize>) {
-    check_arguments(w.len(), ld, x.len(), y.len(), &rows);
+/// [`Error::Shape`] when `ld < x.len()`, when `y.len() != rows.len()`, or when `w` is too short
+/// for the last row in `rows`; `y` is then unchanged.
+pub fn gemv_rows<T: Float>(
+    w: &[T],
+    ld: usize,
+    x: &[T],
+    y: &mut [T],
+    rows: Range<usize>,
+) -> Result<()> {
+    check_arguments(w.len(), ld, x.len(), y.len(), &rows)?;
+    compute_rows(w, ld, x, y, rows);
+    Ok(())
+}
+
+/// Computes what [`gemv_rows`] does, for arguments that [`check_arguments`] accepted for these
+/// rows or for a range that contains them.
+pub(super) fn compute_rows<T: Float>(w: &[T], ld: usize, x: &[T], y: &mut [T], rows: Range<usize>) {
     if rows.is_empty() {
         return;
     }
@@ -58,24 +72,36 @@ pub fn gemv_rows<T: Float>(w: &[T], ld: usize, x: &[T], y: &mut [T], rows: Range
     gemv_rows_portable(w, ld, x, y, rows.start);
 }
 
-fn check_arguments(w_len: usize, ld: usize, k: usize, y_len: usize, rows: &Range<usize>) {
-    assert!(
-        ld >= k,
-        "gemv: the leading dimension {ld} is smaller than the row length {k}"
-    );
-    assert_eq!(
-        y_len,
-        rows.len(),
-        "gemv: y has {y_len} entries but the row range {rows:?} has {}",
-        rows.len()
-    );
+/// Checks that `w` holds the rows `rows` of a matrix with `k` columns and leading dimension
+/// `ld`, and that `y` has one entry per row.
+pub(super) fn check_arguments(
+    w_len: usize,
+    ld: usize,
+    k: usize,
+    y_len: usize,
+    rows: &Range<usize>,
+) -> Result<()> {
+    if ld < k {
+        return Err(Error::Shape(format!(
+            "gemv: the leading dimension {ld} is smaller than the row length {k}; \
+             pass the distance between row starts, at least the number of columns"
+        )));
+    }
+    if y_len != rows.len() {
+        return Err(Error::Shape(format!(
+            "gemv: y has {y_len} entries but the row range {rows:?} has {}",
+            rows.len()
+        )));
+    }
     if let Some(last) = rows.end.checked_sub(1).filter(|_| !rows.is_empty()) {
         let needed = last * ld + k;
-        assert!(
-            needed <= w_len,
-            "gemv: row {last} needs {needed} elements of W, but it has {w_len}"
-        );
+        if needed > w_len {
+            return Err(Error::Shape(format!(
+                "gemv: row {last} needs {needed} elements of W, but it has {w_len}"
+            )));
+        }
     }
+    Ok(())
 }
 
 /// Computes the rows one at a time, each in eight partial sums that the compiler can keep in
@@ -264,7 +290,7 @@ mod tests {
         .collect()
     }
 
-    /// A function with the signature of [`gemv_rows`].
+    /// A function with the signature of [`compute_rows`].
     type Kernel<T> = fn(&[T], usize, &[T], &mut [T], Range<usize>);
 
     fn random<T: Float>(n: usize, rng: &mut Rng) -> Vec<T> {
@@ -302,18 +328,18 @@ mod tests {
     }
 
     fn portable<T: Float>(w: &[T], ld: usize, x: &[T], y: &mut [T], rows: Range<usize>) {
-        check_arguments(w.len(), ld, x.len(), y.len(), &rows);
+        check_arguments(w.len(), ld, x.len(), y.len(), &rows).unwrap();
         gemv_rows_portable(w, ld, x, y, rows.start);
     }
 
     #[test]
     fn f32_matches_naive() {
-        check_sizes::<f32>(gemv_rows, 1e-6);
+        check_sizes::<f32>(compute_rows, 1e-6);
     }
 
     #[test]
     fn f64_matches_naive() {
-        check_sizes::<f64>(gemv_rows, 1e-14);
+        check_sizes::<f64>(compute_rows, 1e-14);
     }
 
     #[test]
@@ -328,11 +354,11 @@ mod tests {
         let w = random::<f32>(rows * k, &mut rng);
         let x = random::<f32>(k, &mut rng);
         let mut whole = vec![0.0f32; rows];
-        gemv_rows(&w, k, &x, &mut whole, 0..rows);
+        gemv_rows(&w, k, &x, &mut whole, 0..rows).unwrap();
         let mut split = vec![0.0f32; rows];
         let (first, second) = split.split_at_mut(6);
-        gemv_rows(&w, k, &x, first, 0..6);
-        gemv_rows(&w, k, &x, second, 6..rows);
+        gemv_rows(&w, k, &x, first, 0..6).unwrap();
+        gemv_rows(&w, k, &x, second, 6..rows).unwrap();
         // Some rows run in a 4-row group in one call and alone in the other, and both kernels
         // sum in the same order, so the results are equal bit for bit.
         assert_eq!(whole, split);
@@ -341,28 +367,39 @@ mod tests {
     #[test]
     fn empty_row_is_zero() {
         let mut y = vec![f32::NAN; 2];
-        gemv_rows(&[0.0f32; 4], 0, &[], &mut y, 0..2);
+        gemv_rows(&[0.0f32; 4], 0, &[], &mut y, 0..2).unwrap();
         assert_eq!(y, [0.0, 0.0]);
     }
 
     #[test]
     fn empty_range_writes_nothing() {
         let mut y: Vec<f64> = Vec::new();
-        gemv_rows(&[], 3, &[1.0, 2.0, 3.0], &mut y, 5..5);
+        gemv_rows(&[], 3, &[1.0, 2.0, 3.0], &mut y, 5..5).unwrap();
         assert!(y.is_empty());
     }
 
     #[test]
-    #[should_panic(expected = "row 2 needs 12 elements of W")]
-    fn short_matrix_panics() {
+    fn short_matrix_is_error() {
         let mut y = vec![0.0f32; 2];
-        gemv_rows(&[1.0f32; 8], 4, &[1.0; 4], &mut y, 1..3);
+        let err = gemv_rows(&[1.0f32; 8], 4, &[1.0; 4], &mut y, 1..3).unwrap_err();
+        assert!(
+            err.to_string().contains("row 2 needs 12 elements of W"),
+            "{err}"
+        );
+        assert_eq!(y, [0.0, 0.0]);
     }
 
     #[test]
-    #[should_panic(expected = "leading dimension 2")]
-    fn small_leading_dimension_panics() {
+    fn small_leading_dimension_is_error() {
         let mut y = vec![0.0f32; 1];
-        gemv_rows(&[1.0f32; 8], 2, &[1.0; 3], &mut y, 0..1);
+        let err = gemv_rows(&[1.0f32; 8], 2, &[1.0; 3], &mut y, 0..1).unwrap_err();
+        assert!(err.to_string().contains("leading dimension 2"), "{err}");
+    }
+
+    #[test]
+    fn output_length_mismatch_is_error() {
+        let mut y = vec![0.0f32; 3];
+        let err = gemv_rows(&[1.0f32; 8], 4, &[1.0; 4], &mut y, 0..2).unwrap_err();
+        assert!(err.to_string().contains("y has 3 entries"), "{err}");
     }
 }
