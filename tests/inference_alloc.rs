@@ -1,65 +1,20 @@
 //! Checks that `Network::forward_into` allocates nothing of its own once its buffers are sized,
 //! with a global allocator that counts the allocations made on the test's own thread.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-
 use feedforward::{Activation, InferenceBuffers, Network, Rng, linalg};
 use ndarray::{Array2, Axis, s};
 
-struct CountingAllocator;
+mod counting_allocator;
 
-// Both are per thread, so work on other threads is not counted.
-thread_local! {
-    static COUNTING: Cell<bool> = const { Cell::new(false) };
-    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
-}
-
-fn note_allocation() {
-    if COUNTING.try_with(Cell::get).unwrap_or(false) {
-        let _ = ALLOCATIONS.try_with(|count| count.set(count.get() + 1));
-    }
-}
-
-// SAFETY: every call is forwarded unchanged to the system allocator. Counting only touches
-// const-initialized thread-locals without destructors, which do not allocate.
-unsafe impl GlobalAlloc for CountingAllocator {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        note_allocation();
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        note_allocation();
-        unsafe { System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        note_allocation();
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
+use counting_allocator::{CountingAllocator, allocations_on_this_thread};
 
 #[global_allocator]
 static GLOBAL: CountingAllocator = CountingAllocator;
 
-/// Returns the number of allocations `work` makes on this thread.
-fn allocations_in(work: impl FnOnce()) -> usize {
-    ALLOCATIONS.with(|count| count.set(0));
-    COUNTING.with(|flag| flag.set(true));
-    work();
-    COUNTING.with(|flag| flag.set(false));
-    ALLOCATIONS.with(Cell::get)
-}
-
 #[test]
 fn forward_into_allocates_nothing_itself() {
     // The sanity check first: the counter counts an allocation.
-    let count = allocations_in(|| {
+    let count = allocations_on_this_thread(|| {
         let buffer: Vec<u64> = std::hint::black_box(Vec::with_capacity(16));
         drop(buffer);
     });
@@ -78,7 +33,7 @@ fn forward_into_allocates_nothing_itself() {
 
     // A batch of one runs the matrix-vector kernel and must not allocate at all.
     let mut checksum = 0.0;
-    let count = allocations_in(|| {
+    let count = allocations_on_this_thread(|| {
         for _ in 0..3 {
             checksum += network.forward_into(single.t(), &mut buffers).unwrap()[[0, 0]];
             checksum += network.forward_into(column, &mut buffers).unwrap()[[0, 0]];
@@ -101,7 +56,7 @@ fn forward_into_allocates_nothing_itself() {
         products[0].clone(),
         products[1].clone(),
     ];
-    let product_count = allocations_in(|| {
+    let product_count = allocations_on_this_thread(|| {
         for ((layer, input), product) in network.layers().iter().zip(&inputs).zip(&mut products) {
             linalg::gemm(
                 1.0,
@@ -113,7 +68,7 @@ fn forward_into_allocates_nothing_itself() {
             .unwrap();
         }
     });
-    let count = allocations_in(|| {
+    let count = allocations_on_this_thread(|| {
         checksum += network.forward_into(batch.t(), &mut buffers).unwrap()[[0, 0]];
     });
     assert!(

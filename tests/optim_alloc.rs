@@ -1,62 +1,17 @@
 //! Checks that `Optimizer::step` allocates nothing, with a global allocator that counts the
 //! allocations made on the test's own thread while counting is on.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-
 use feedforward::{
     Activation, Cost, ForwardCache, Gradients, Network, Optimizer, OptimizerConfig, Rng,
 };
 use ndarray::Array2;
 
-struct CountingAllocator;
+mod counting_allocator;
 
-// Both are per thread, so tests running in parallel do not count each other's allocations.
-thread_local! {
-    static COUNTING: Cell<bool> = const { Cell::new(false) };
-    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
-}
-
-fn note_allocation() {
-    if COUNTING.try_with(Cell::get).unwrap_or(false) {
-        let _ = ALLOCATIONS.try_with(|count| count.set(count.get() + 1));
-    }
-}
-
-// SAFETY: every call is forwarded unchanged to the system allocator. Counting only touches
-// const-initialized thread-locals without destructors, which do not allocate.
-unsafe impl GlobalAlloc for CountingAllocator {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        note_allocation();
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        note_allocation();
-        unsafe { System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        note_allocation();
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
+use counting_allocator::{CountingAllocator, allocations_on_this_thread};
 
 #[global_allocator]
 static GLOBAL: CountingAllocator = CountingAllocator;
-
-/// Returns the number of allocations `work` makes on this thread.
-fn allocations_in(work: impl FnOnce()) -> usize {
-    ALLOCATIONS.with(|count| count.set(0));
-    COUNTING.with(|flag| flag.set(true));
-    work();
-    COUNTING.with(|flag| flag.set(false));
-    ALLOCATIONS.with(Cell::get)
-}
 
 #[test]
 fn optimizer_step_allocates_nothing() {
@@ -92,7 +47,7 @@ fn optimizer_step_allocates_nothing() {
             .unwrap();
         let mut optimizer = Optimizer::new(config, &network).unwrap();
 
-        let count = allocations_in(|| {
+        let count = allocations_on_this_thread(|| {
             for _ in 0..5 {
                 optimizer.step(&mut network, &grads, 0.01).unwrap();
             }
@@ -104,7 +59,7 @@ fn optimizer_step_allocates_nothing() {
 
 #[test]
 fn allocation_counter_counts() {
-    let count = allocations_in(|| {
+    let count = allocations_on_this_thread(|| {
         let buffer: Vec<u64> = std::hint::black_box(Vec::with_capacity(16));
         drop(buffer);
     });

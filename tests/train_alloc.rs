@@ -7,58 +7,16 @@
 //! products, so this file contains a single test: a second test running in parallel would add its
 //! own allocations to the count.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-
 use feedforward::train::{EarlyStopping, TrainConfig, TrainData, Trainer};
 use feedforward::{Activation, Cost, Network, OptimizerConfig, Rng, linalg};
 use ndarray::{Array2, s};
 
-struct CountingAllocator;
+mod counting_allocator;
 
-static COUNTING: AtomicBool = AtomicBool::new(false);
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
-
-fn note_allocation() {
-    if COUNTING.load(Ordering::Relaxed) {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-// SAFETY: every call is forwarded unchanged to the system allocator. Counting only touches two
-// atomics, which do not allocate.
-unsafe impl GlobalAlloc for CountingAllocator {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        note_allocation();
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        note_allocation();
-        unsafe { System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        note_allocation();
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
+use counting_allocator::{CountingAllocator, allocations_on_all_threads};
 
 #[global_allocator]
 static GLOBAL: CountingAllocator = CountingAllocator;
-
-/// Returns the number of allocations made on any thread while `work` runs.
-fn allocations_in(work: impl FnOnce()) -> usize {
-    ALLOCATIONS.store(0, Ordering::SeqCst);
-    COUNTING.store(true, Ordering::SeqCst);
-    work();
-    COUNTING.store(false, Ordering::SeqCst);
-    ALLOCATIONS.load(Ordering::SeqCst)
-}
 
 /// Examples in the synthetic set: two full batches of 128 and a last batch of 44.
 const EXAMPLES: usize = 300;
@@ -137,7 +95,7 @@ fn later_epochs_allocate_nothing() {
         let mut losses = Vec::with_capacity(2);
         for _ in 0..2 {
             let mut loss = f64::NAN;
-            let count = allocations_in(|| {
+            let count = allocations_on_all_threads(|| {
                 loss = trainer
                     .run_epoch(data, validation, &mut ())
                     .unwrap()
