@@ -19,11 +19,11 @@
 //! model file.
 //!
 //! The trainer builds each epoch's example order from the generator alone, so this is the
-//! whole state of a run: resuming with the same training and validation data gives
-//! bit-identical weights and history (apart from the timings) to a run that never stopped,
-//! with any thread count where [`crate::linalg`] uses its own `f32` product (x86-64 with AVX2
-//! and FMA) and with the same thread count elsewhere. The checkpoint does not identify the data; the caller must pass the
-//! same data to [`Trainer::run_epoch`] after resuming.
+//! whole state of a run. Resuming with the same training and validation data gives
+//! bit-identical weights and history (apart from the timings) to a run that never stopped.
+//! That holds for any thread count where [`crate::linalg`] uses its own `f32` product (x86-64
+//! with AVX2 and FMA), and for the same thread count elsewhere. The checkpoint does not identify
+//! the data, so the caller must pass the same data to [`Trainer::run_epoch`] after resuming.
 //!
 //! Loading is as strict as [`Model::load`](crate::model::Model::load): it checks the format
 //! version, every tensor's dtype and shape against the description, rejects tensors the

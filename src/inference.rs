@@ -242,8 +242,8 @@ fn add_bias_and_activate<T: Float>(z: &mut [T], bias: &[T], m: usize, activation
     }
 }
 
-/// [`map_rows`] with large matrices split by rows across the product threads (each row is
-/// independent, so the split does not change the result).
+/// Runs [`map_rows`], splitting large matrices by rows across the product threads. Each row is
+/// independent, so the split does not change the result.
 fn map_rows_parallel<T: Float>(z: &mut [T], bias: &[T], m: usize, f: impl Fn(T) -> T + Sync) {
     let m = m.max(1);
     linalg::for_each_row_block(z, m, ROWS_PARALLEL_MIN, &|first, block| {

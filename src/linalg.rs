@@ -5,10 +5,10 @@
 //!
 //! For `f32` on a CPU with AVX2 and FMA the product is this crate's own (`sgemm`). It reads `A`
 //! in place or packs it, packs `B` into per-thread buffers that are reused, and splits the work
-//! over a small pool of its own. Once the pool's threads have started, it allocates nothing. It was chosen
-//! over the `gemm` and `faer` crates by measurement on this project's layer shapes
-//! (BENCHMARKS.md); both of those allocate packing buffers in every call. Other element types
-//! and CPUs use the `gemm` crate (version 0.19) on rayon's pool.
+//! over a small pool of its own. Once the pool's threads have started, it allocates nothing.
+//! It was chosen over the `gemm` and `faer` crates, which allocate packing buffers in every
+//! call, by measurement on this project's layer shapes (BENCHMARKS.md). Other element types and
+//! CPUs use the `gemm` crate (version 0.19) on rayon's pool.
 //!
 //! [`set_threads`] sets how many threads a product may use. The `f32` product gives
 //! bit-identical results for any thread count: each element of `C` is summed in the same order.
@@ -37,7 +37,7 @@ const PARALLEL_MIN_MULTIPLY_ADDS: usize = 1 << 20;
 
 /// Sets the number of threads for matrix products (0 means one per core).
 ///
-/// The first call also sizes rayon's global pool, which the `gemm` crate's path uses; later
+/// The first call also sizes rayon's global pool, which the `gemm` crate's path uses. Later
 /// calls can only lower that path's count below the pool's size.
 pub fn set_threads(threads: usize) {
     // build_global fails when the pool already exists; then the existing pool stays in use.
@@ -63,8 +63,8 @@ fn cores() -> usize {
 
 /// Calls `work` on disjoint ranges that cover `0..len`, on up to [`threads()`] threads.
 ///
-/// Ranges hold at least `min_len` indices (except when `len` is smaller), so short loops stay
-/// on the calling thread. Like the products, this allocates nothing; the ranges do not depend
+/// Ranges have at least `min_len` indices (except when `len` is smaller), so short loops stay
+/// on the calling thread. Like the products, this allocates nothing. The ranges do not depend
 /// on which thread runs them, so an elementwise `work` gives the same result for any thread
 /// count.
 pub(crate) fn for_each_range(
@@ -224,9 +224,9 @@ pub fn gemm<T: Float>(
             col: c.strides()[1],
         };
         let (alpha, beta) = (alpha.to_f32().unwrap_or(0.0), beta.to_f32().unwrap_or(0.0));
-        // SAFETY: the CPU has AVX2 and FMA; the views are valid for the checked shapes through
-        // their strides; `c` is borrowed mutably so it aliases neither `a` nor `b`, and an
-        // ndarray view never maps two of its elements to one address.
+        // SAFETY: the CPU has AVX2 and FMA, and the views are valid for the checked shapes
+        // through their strides. `c` is borrowed mutably, so it aliases neither `a` nor `b`,
+        // and an ndarray view never maps two of its elements to one address.
         unsafe { sgemm::sgemm((m, n, k), alpha, a, b, beta, c, threads()) };
         return Ok(());
     }

@@ -5,9 +5,10 @@
 //! adds the L2 penalty's gradient `λ W[l]`, clips the global gradient norm, and lets the
 //! optimizer update every `W[l]` and `b[l]` at the epoch's learning rate. The examples are
 //! reshuffled every epoch from the seeded generator, so the same seed and data give
-//! bit-identical weights (for any thread count on x86-64 with AVX2 and FMA, for the same one
-//! elsewhere; see [`crate::linalg`]). [`Trainer::save_checkpoint`] and [`Trainer::resume`] (see
-//! [`crate::checkpoint`]) stop and continue a run without changing that result.
+//! bit-identical weights. On x86-64 with AVX2 and FMA this holds for any thread count, and
+//! elsewhere for the same thread count (see [`crate::linalg`]). [`Trainer::save_checkpoint`]
+//! and [`Trainer::resume`] (see [`crate::checkpoint`]) stop and continue a run without changing
+//! that result.
 //!
 //! ```
 //! use feedforward::train::{TrainConfig, TrainData, Trainer};

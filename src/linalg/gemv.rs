@@ -105,7 +105,7 @@ pub(super) fn check_arguments(
 }
 
 /// Computes the rows one at a time, each in eight partial sums that the compiler can keep in
-/// a vector register; the path for every type and target without the AVX2 kernel.
+/// a vector register. Every type and target without the AVX2 kernel takes this path.
 fn gemv_rows_portable<T: Float>(w: &[T], ld: usize, x: &[T], y: &mut [T], start: usize) {
     let k = x.len();
     for (j, out) in y.iter_mut().enumerate() {

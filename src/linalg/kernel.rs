@@ -18,7 +18,7 @@ pub(crate) const MR: usize = 6;
 /// Columns of the tile, the width of a packed panel of `B`.
 pub(crate) const NR: usize = 16;
 
-/// Where one tile reads and writes.
+/// The operands of one tile: where it reads `A` and `B` and writes `C`.
 #[derive(Clone, Copy)]
 pub(crate) struct Tile {
     /// `A[i0, p0]`, the tile's first row at the block's first step.
@@ -61,7 +61,8 @@ pub(crate) fn available() -> bool {
 ///
 /// The CPU must have AVX2 and FMA ([`available`]). `tile.a` must be valid for `tile.rows` rows
 /// and `kc` columns with its strides, `tile.b` for `kc * NR` values, and `tile.c` for
-/// `tile.rows x tile.cols` writes with its strides; `1 <= rows <= MR`, `1 <= cols <= NR`.
+/// `tile.rows x tile.cols` writes with its strides. Also `1 <= rows <= MR` and
+/// `1 <= cols <= NR`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 pub(crate) unsafe fn tile_avx2(kc: usize, tile: Tile, alpha: f32, beta: f32) {
@@ -110,7 +111,7 @@ pub(crate) unsafe fn tile_avx2(kc: usize, tile: Tile, alpha: f32, beta: f32) {
     }
     let mut values = [0.0f32; MR * NR];
     for (i, acc) in acc.iter().enumerate() {
-        // SAFETY: `values` holds MR rows of NR.
+        // SAFETY: `values` has room for MR rows of NR.
         unsafe {
             _mm256_storeu_ps(values.as_mut_ptr().add(i * NR), acc[0]);
             _mm256_storeu_ps(values.as_mut_ptr().add(i * NR + 8), acc[1]);

@@ -22,18 +22,18 @@ use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
 
-/// Most chunks one task can have.
+/// Maximum number of chunks in one task.
 pub(crate) const MAX_CHUNKS: usize = 64;
 
 /// One chunk of a product: called once with each chunk index in `0..chunks`.
 pub(crate) type Task<'a> = &'a (dyn Fn(usize) + Sync);
 
 /// How long an idle worker spins before it parks. On the 2-vCPU virtual machine of
-/// BENCHMARKS.md, a parked worker took so long to wake that training slowed by up to 40% with
-/// 200 µs; with 2 ms no worker parked within a training run.
+/// BENCHMARKS.md, waking parked workers slowed training by up to 40% when they parked after
+/// 200 µs. With 2 ms, no worker parked within a training run.
 const SPIN: Duration = Duration::from_millis(2);
 
-/// How many times the dispatcher polls for workers to finish before it sleeps on [`Pool::done`].
+/// How many times the dispatcher polls for workers to finish before it sleeps on [`Done`].
 const DISPATCHER_SPINS: u32 = 1 << 11;
 
 /// State shared by the dispatching thread and the workers.
@@ -50,14 +50,14 @@ struct Shared {
     helpers: AtomicUsize,
     /// Whether the current task accepts workers.
     open: AtomicBool,
-    /// Workers inside the current task; the dispatcher returns only when it is zero.
+    /// Workers inside the current task. The dispatcher returns only when it is zero.
     joined: AtomicUsize,
     /// Bumped once per dispatch to wake spinning workers.
     generation: AtomicUsize,
-    /// Set when a chunk panicked on a worker; the dispatcher then panics too.
+    /// Flag set when a chunk panicked on a worker, so that the dispatcher panics too.
     panicked: AtomicBool,
-    /// Set while the dispatcher sleeps on [`Done`], so that the last worker out knows to wake
-    /// it. Without it, every dispatch would cost the worker a system call.
+    /// Flag set while the dispatcher sleeps on [`Done`], so that the last worker out wakes it.
+    /// Without it, every dispatch would cost the worker a system call.
     dispatcher_sleeping: AtomicBool,
 }
 
@@ -164,8 +164,8 @@ pub(crate) fn run(threads: usize, chunks: usize, task: Task<'_>) {
         spins += 1;
     }
     if shared.joined.load(Ordering::SeqCst) != 0 {
-        // Announce the sleep before the last look at `joined`: a worker that leaves after this
-        // store sees it and wakes this thread; one that left before it is seen in `joined`.
+        // Announce the sleep before the last look at `joined`. A worker that leaves after this
+        // store reads it and wakes this thread, and one that left before it shows in `joined`.
         shared.dispatcher_sleeping.store(true, Ordering::SeqCst);
         let done = done();
         let mut guard = done.lock.lock().unwrap_or_else(|e| e.into_inner());
@@ -231,10 +231,10 @@ fn spawn_worker(shared: &Arc<Shared>, index: usize) -> Option<Worker> {
 fn work(shared: &Shared, sleeping: &AtomicBool, index: usize, mut seen: usize) {
     loop {
         wait_for_dispatch(shared, sleeping, &mut seen);
-        // Join first, then check that the task is still open: a dispatcher that closed it
-        // before this check either saw this worker joined and waits for it, or saw it absent
-        // and returned, in which case this worker sees `open` cleared (or the next task's
-        // `open`, whose task is then the live one) and never touches a finished task.
+        // Join first, then check that the task is still open. A dispatcher that closed it
+        // before this check either counted this worker in `joined` and waits for it, or
+        // returned without it. In that case this worker finds `open` cleared, or set for the
+        // next task, whose pointer is then the live one, and never touches a finished task.
         shared.joined.fetch_add(1, Ordering::SeqCst);
         if shared.open.load(Ordering::SeqCst) && index < shared.helpers.load(Ordering::Relaxed) {
             // SAFETY: `open` is set and this worker is counted in `joined`, so the dispatcher
@@ -304,7 +304,7 @@ mod tests {
     }
 
     #[test]
-    fn workers_take_chunks_while_the_caller_is_busy() {
+    fn worker_takes_some_chunks() {
         let caller = thread::current().id();
         let elsewhere = AtomicU64::new(0);
         // Each chunk sleeps, so a worker gets some even when this machine is busy. A few tries,

@@ -43,9 +43,9 @@ thread_local! {
 }
 
 /// Column panels a block of rows must span before its rows of `A` are packed. Packing reads and
-/// writes each value once; it pays off when the kernel then reads the compact copy this many
-/// times instead of six strided rows. On this project's shapes packing lost at 8 panels and won
-/// at 49.
+/// writes each value once, so it pays off only when the kernel then reads the compact copy
+/// this many times instead of six strided rows. On this project's shapes packing lost at 8
+/// panels and won at 49.
 const PACK_A_FROM: usize = 16;
 
 /// A matrix as a pointer and strides (in elements).
@@ -73,7 +73,7 @@ struct Product {
     c: Strided<*mut f32>,
 }
 
-// SAFETY: the parts of a product write disjoint blocks of `C` and only read `A` and `B`; the
+// SAFETY: the parts of a product write disjoint blocks of `C` and only read `A` and `B`. The
 // caller of `sgemm` keeps all three alive and unaliased for its duration.
 unsafe impl Sync for Product {}
 unsafe impl Send for Product {}
@@ -87,8 +87,8 @@ pub(crate) fn available() -> bool {
 ///
 /// # Safety
 ///
-/// [`available`] must be true. `a` must be valid for `m x k` reads, `b` for `k x n` reads and
-/// `c` for `m x n` reads and writes through their strides; `c` must not overlap `a` or `b`, and
+/// [`available`] must be true. Through their strides, `a` must be valid for `m x k` reads, `b`
+/// for `k x n` reads and `c` for `m x n` reads and writes. `c` must not overlap `a` or `b`, and
 /// two elements of `c` must not share an address. `m`, `n` and `k` must be positive.
 pub(crate) unsafe fn sgemm(
     (m, n, k): (usize, usize, usize),
@@ -107,13 +107,15 @@ pub(crate) unsafe fn sgemm(
         b,
         c,
     };
+
     let threads = if m * n * k < PARALLEL_MIN_MULTIPLY_ADDS {
         1
     } else {
         threads
     };
-    // Chunks of whole column panels give each thread its own columns of `B` to pack; chunks of
-    // rows make each of them pack all of `B`, so they are the choice only for narrow products.
+
+    // Chunks of whole column panels give each thread its own columns of `B` to pack. Chunks of
+    // rows make each thread pack all of `B`, so they are the choice only for narrow products.
     // A few chunks per thread let a thread that runs alone, on a busy machine, take them all.
     let column_panels = n.div_ceil(NR);
     let row_panels = m.div_ceil(MR);
@@ -130,10 +132,11 @@ pub(crate) unsafe fn sgemm(
         1
     };
     if by_columns && m * k >= LARGE_A {
-        // Every chunk of columns reads (and may pack) all of `A`: with a large `A`, fewer and
+        // Every chunk of columns reads (and may pack) all of `A`, so a large `A` gets fewer and
         // wider chunks.
         chunks = chunks.min((n / WIDE_CHUNK).max(threads));
     }
+
     let range = |chunk: usize, width: usize, len: usize| {
         let start = (chunk * panels / chunks * width).min(len);
         let end = ((chunk + 1) * panels / chunks * width).min(len);
@@ -171,8 +174,8 @@ fn reserve(packed: &mut Vec<f32>, packed_a: &mut Vec<f32>) {
 /// Values of slack in each buffer, so that its used part can start on a cache line.
 const ALIGN: usize = 16;
 
-/// The part of `buffer` that starts on a 64-byte boundary: a panel's 16 values per step then
-/// fill exactly one cache line instead of straddling two.
+/// Returns the part of `buffer` that starts on a 64-byte boundary, so that a panel's 16 values
+/// per step fill exactly one cache line instead of straddling two.
 fn aligned(buffer: &mut [f32]) -> &mut [f32] {
     let skip = buffer.as_ptr().align_offset(64).min(ALIGN);
     &mut buffer[skip..]

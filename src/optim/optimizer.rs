@@ -593,7 +593,7 @@ struct AdamStep<T> {
 /// `θ ← θ - (γ / (1 - β1^t)) m / (√v / √(1 - β2^t) + ε)`.
 ///
 /// The update is elementwise, so large tensors are split across the matrix products' threads
-/// (see [`crate::linalg::set_threads`]); each element gets the same arithmetic either way.
+/// (see [`crate::linalg::set_threads`]). Each element gets the same arithmetic either way.
 fn adam<T: Float>(
     mut theta: ArrayViewMutD<'_, T>,
     g: ArrayViewD<'_, T>,
