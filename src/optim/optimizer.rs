@@ -602,13 +602,25 @@ fn adam<T: Float>(
     step: AdamStep<T>,
 ) {
     let len = theta.len();
-    let (Some(p), Some(g), Some(m), Some(v)) = (
-        theta.as_slice_memory_order_mut(),
-        g.as_slice_memory_order(),
-        exp_avg.as_slice_memory_order_mut(),
-        exp_avg_sq.as_slice_memory_order_mut(),
+    // Slices in logical order, so that element i of each is the same parameter. A layer built
+    // from a column-major weight array has none; it takes the one-thread elementwise loop.
+    let all_standard = theta.is_standard_layout()
+        && g.is_standard_layout()
+        && exp_avg.is_standard_layout()
+        && exp_avg_sq.is_standard_layout();
+    let (true, Some(p), Some(g), Some(m), Some(v)) = (
+        all_standard,
+        theta.as_slice_mut(),
+        g.as_slice(),
+        exp_avg.as_slice_mut(),
+        exp_avg_sq.as_slice_mut(),
     ) else {
-        unreachable!("parameters, gradients and optimizer state are standard-layout arrays")
+        Zip::from(theta)
+            .and(g)
+            .and(exp_avg)
+            .and(exp_avg_sq)
+            .for_each(|p, &g, m, v| adam_element(p, g, m, v, step));
+        return;
     };
     let slices = AdamSlices {
         p: p.as_mut_ptr(),
@@ -688,15 +700,19 @@ fn adam_elements_avx2(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], st
 
 #[inline(always)]
 fn adam_loop<T: Float>(p: &mut [T], g: &[T], m: &mut [T], v: &mut [T], step: AdamStep<T>) {
-    let one_minus_beta1 = T::one() - step.beta1;
-    let one_minus_beta2 = T::one() - step.beta2;
     for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
-        *p *= step.decay;
-        *m = step.beta1 * *m + one_minus_beta1 * g;
-        *v = step.beta2 * *v + one_minus_beta2 * g * g;
-        let denominator = v.sqrt() / step.bias_correction2_sqrt + step.eps;
-        *p -= step.step_size * (*m / denominator);
+        adam_element(p, g, m, v, step);
     }
+}
+
+/// Applies the update of [`adam`] to one parameter `p` with gradient `g` and moments `m`, `v`.
+#[inline(always)]
+fn adam_element<T: Float>(p: &mut T, g: T, m: &mut T, v: &mut T, step: AdamStep<T>) {
+    *p *= step.decay;
+    *m = step.beta1 * *m + (T::one() - step.beta1) * g;
+    *v = step.beta2 * *v + (T::one() - step.beta2) * g * g;
+    let denominator = v.sqrt() / step.bias_correction2_sqrt + step.eps;
+    *p -= step.step_size * (*m / denominator);
 }
 
 #[cfg(test)]

@@ -738,3 +738,25 @@ fn new_rejects_invalid_config() {
     assert!(matches!(error, Error::Config(_)), "{error}");
     assert!(error.to_string().contains("beta1"), "{error}");
 }
+
+/// A layer built from a column-major weight array must get the same Adam update, element by
+/// element, as one built from the same values in row-major order.
+#[test]
+fn adam_column_major_weights_match() {
+    use ndarray::ShapeBuilder;
+    let values = |(i, j): (usize, usize)| (i * 7 + j) as f64 / 10.0 - 1.0;
+    let row_major = Array2::from_shape_fn((3, 5), values);
+    let column_major = Array2::from_shape_fn((3, 5).f(), values);
+    let run = |weights: Array2<f64>| {
+        let layer = Dense::new(weights, Array1::zeros(3), Activation::Identity).unwrap();
+        let mut network = Network::new(vec![layer]).unwrap();
+        let mut optimizer = Optimizer::new(OptimizerConfig::adam(), &network).unwrap();
+        let mut grads = Gradients::new(&network);
+        grads.weights[0] = Array2::from_shape_fn((3, 5), |(i, j)| (i as f64) - (j as f64) / 3.0);
+        for _ in 0..3 {
+            optimizer.step(&mut network, &grads, 0.01).unwrap();
+        }
+        network.layers()[0].weights().to_owned()
+    };
+    assert_eq!(run(row_major), run(column_major));
+}
