@@ -10,7 +10,12 @@
 //!
 //! A batch of one column with row-major weights (as every [`Dense`] built from a
 //! standard-layout array has) takes the matrix-vector product [`linalg::gemv()`]; other
-//! batches take [`linalg::gemm`]. The bias is added and the activation applied in one pass over `Z[l]` for
+//! batches take [`linalg::gemm`]. When the examples are contiguous in memory, as in
+//! `X = rows.t()` for a data set stored one example per row, each layer computes
+//! `Z[l]^T = A[l-1]^T W[l]^T` (`m x n[l]`, row-major) instead, which reads the examples in
+//! place rather than gathering them, and the output is returned as a column-major view. In
+//! `f32` with AVX2 and FMA both orientations sum each element in the same order, so they give
+//! the same bits. The bias is added and the activation applied in one pass over `Z[l]` for
 //! the identity, ReLU and leaky ReLU; the other activations add the bias first and then run
 //! [`Activation::forward_inplace`]. Softmax subtracts each column's maximum as always.
 //!
@@ -91,8 +96,10 @@ fn grow<T: Float>(buffer: &mut Vec<T>, n: usize) {
 }
 
 impl<T: Float> Network<T> {
-    /// Returns the output `A[L]` (`n[L] x m`, row-major) for an input `X` (`n[0] x m`, any
-    /// strides), computed in `buffers` and borrowed from them.
+    /// Returns the output `A[L]` (`n[L] x m`) for an input `X` (`n[0] x m`, any strides),
+    /// computed in `buffers` and borrowed from them. The output is row-major, except for a
+    /// batch whose examples are contiguous in memory (`X = rows.t()`), whose output is
+    /// column-major: one example's outputs side by side.
     ///
     /// The result is bit-identical to [`Network::forward`], which calls this method. A batch
     /// of one column uses the matrix-vector kernel, whose summation order differs from
@@ -121,8 +128,11 @@ impl<T: Float> Network<T> {
             .layers()
             .iter()
             .all(|layer| layer.weights().as_slice().is_some());
+        let examples_contiguous = m > 1 && x.strides()[0] == 1;
         if m == 1 && row_major {
             self.forward_column(x, buffers)?;
+        } else if examples_contiguous {
+            self.forward_batch_transposed(x, buffers)?;
         } else {
             self.forward_batch(x, buffers)?;
         }
@@ -130,7 +140,48 @@ impl<T: Float> Network<T> {
         let last = self.layers().len() - 1;
         let n = self.outputs();
         let output = &buffers.outputs[last % 2][..n * m];
-        Ok(ArrayView2::from_shape((n, m), output).expect("buffer sized by reserve"))
+        if examples_contiguous {
+            let transposed =
+                ArrayView2::from_shape((m, n), output).expect("buffer sized by reserve");
+            Ok(transposed.reversed_axes())
+        } else {
+            Ok(ArrayView2::from_shape((n, m), output).expect("buffer sized by reserve"))
+        }
+    }
+
+    /// Runs the layers on a batch whose examples are contiguous in memory (`X = rows.t()`) as
+    /// `Z[l]^T = A[l-1]^T W[l]^T`, so that every layer output is `m x n[l]`, row-major. The
+    /// examples are then read in place, where the other orientation would gather each step of
+    /// `m` examples from `m` rows. Layer `index` writes `buffers.outputs[index % 2]`.
+    fn forward_batch_transposed(
+        &self,
+        x: ArrayView2<'_, T>,
+        buffers: &mut InferenceBuffers<T>,
+    ) -> Result<()> {
+        let m = x.ncols();
+        let [even, odd] = &mut buffers.outputs;
+        for (index, layer) in self.layers().iter().enumerate() {
+            let (previous, current) = if index % 2 == 0 {
+                (&*odd, &mut *even)
+            } else {
+                (&*even, &mut *odd)
+            };
+            let n_in = layer.inputs();
+            let n_out = layer.outputs();
+            let input = if index == 0 {
+                x.reversed_axes()
+            } else {
+                ArrayView2::from_shape((m, n_in), &previous[..m * n_in])
+                    .expect("buffer sized by reserve")
+            };
+            let z = &mut current[..m * n_out];
+            let mut z_view =
+                ArrayViewMut2::from_shape((m, n_out), &mut *z).expect("buffer sized by reserve");
+            linalg::gemm(T::one(), input, layer.weights().t(), T::zero(), &mut z_view)?;
+            let bias = bias_slice(layer, &mut buffers.bias);
+            add_bias_and_activate_transposed(z, bias, m, layer.activation());
+        }
+        Ok(())
     }
 
     /// Runs the layers on a batch with [`linalg::gemm`]. Layer `index` writes
@@ -240,6 +291,43 @@ fn add_bias_and_activate<T: Float>(z: &mut [T], bias: &[T], m: usize, activation
             other.forward_inplace(view);
         }
     }
+}
+
+/// Overwrites `Z^T` (`m x n`, row-major in `z`, `n = bias.len()`) with `g(Z + broadcast(b))^T`,
+/// with the same operations on each element as [`add_bias_and_activate`].
+fn add_bias_and_activate_transposed<T: Float>(
+    z: &mut [T],
+    bias: &[T],
+    m: usize,
+    activation: Activation,
+) {
+    match activation {
+        Activation::Identity => map_columns_parallel(z, bias, |v| v),
+        Activation::Relu => map_columns_parallel(z, bias, relu),
+        Activation::LeakyRelu { slope } => {
+            let slope = T::of(slope);
+            map_columns_parallel(z, bias, |v| leaky_relu(v, slope));
+        }
+        other => {
+            map_columns_parallel(z, bias, |v| v);
+            let view = ArrayViewMut2::from_shape((m, bias.len()), z)
+                .expect("z has m rows of bias.len() values");
+            other.forward_inplace(view.reversed_axes());
+        }
+    }
+}
+
+/// Sets `z[j, i] = f(z[j, i] + b[i])` over the rows of a row-major `m x n` matrix
+/// (`n = bias.len()`), splitting large matrices by rows across the product threads.
+fn map_columns_parallel<T: Float>(z: &mut [T], bias: &[T], f: impl Fn(T) -> T + Sync) {
+    let n = bias.len().max(1);
+    linalg::for_each_row_block(z, n, ROWS_PARALLEL_MIN, &|_, block| {
+        for row in block.chunks_exact_mut(n) {
+            for (value, &b) in row.iter_mut().zip(bias) {
+                *value = f(*value + b);
+            }
+        }
+    });
 }
 
 /// Runs [`map_rows`], splitting large matrices by rows across the product threads. Each row is

@@ -29,6 +29,13 @@ use crate::float::Float;
 
 use sgemm::Strided;
 
+/// Returns whether `f32` products take this crate's own kernel (x86-64 with AVX2 and FMA),
+/// which sums each element of `C` in one order whatever the thread count and orientation.
+#[cfg(test)]
+pub(crate) fn sgemm_available() -> bool {
+    sgemm::available()
+}
+
 /// Number of threads a product may use; 0 means one per core.
 static THREADS: AtomicUsize = AtomicUsize::new(0);
 

@@ -66,6 +66,38 @@ fn batch_matches_layer_chain_exactly() {
 }
 
 #[test]
+fn examples_as_rows_match_layer_chain() {
+    // Examples stored as rows, as data sets hold them: `X = rows.t()` takes the transposed
+    // orientation, `Z^T = A^T W^T`. In `f32` on AVX2 and FMA the own product sums each
+    // element in the same order in both orientations, so the outputs are equal bit for bit.
+    let own_product = crate::linalg::sgemm_available();
+    let network32 = network::<f32>(7);
+    let network64 = network::<f64>(7);
+    let mut buffers32 = InferenceBuffers::new();
+    let mut buffers64 = InferenceBuffers::new();
+    for batch in [2, 7, 64, 301] {
+        let rows = input::<f32>(batch, 19, 40 + batch as u64);
+        let output = network32.forward_into(rows.t(), &mut buffers32).unwrap();
+        assert_eq!(output.dim(), (5, batch));
+        assert_eq!(
+            output.strides(),
+            &[1, 5],
+            "batch {batch} took the other orientation"
+        );
+        let want = layer_chain(&network32, rows.t());
+        if own_product {
+            assert_eq!(output, want, "batch {batch}");
+        } else {
+            assert_close(output, want.view(), 1e-5);
+        }
+
+        let rows = input::<f64>(batch, 19, 40 + batch as u64);
+        let output = network64.forward_into(rows.t(), &mut buffers64).unwrap();
+        assert_close(output, layer_chain(&network64, rows.t()).view(), 1e-12);
+    }
+}
+
+#[test]
 fn single_column_matches_layer_chain() {
     let network64 = network::<f64>(2);
     let network32 = network::<f32>(2);
