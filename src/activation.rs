@@ -43,6 +43,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::float::Float;
+use crate::linalg::rows;
 
 /// An activation function applied after a layer's affine map.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -127,23 +128,23 @@ impl Activation {
     }
 
     /// Overwrites `Z` with `A = g(Z)`. Shape `n x m`, one column per example.
-    pub fn forward_inplace<T: Float>(&self, mut x: ArrayViewMut2<'_, T>) {
+    pub fn forward_inplace<T: Float>(&self, x: ArrayViewMut2<'_, T>) {
         match *self {
             Activation::Identity => {}
-            Activation::Relu => x.mapv_inplace(relu),
+            Activation::Relu => map_parallel(x, relu),
             Activation::LeakyRelu { slope } => {
                 let slope = T::of(slope);
-                x.mapv_inplace(|z| leaky_relu(z, slope));
+                map_parallel(x, |z| leaky_relu(z, slope));
             }
             Activation::Elu { alpha } => {
                 let alpha = T::of(alpha);
-                x.mapv_inplace(|z| elu(z, alpha));
+                map_parallel(x, |z| elu(z, alpha));
             }
-            Activation::Gelu => x.mapv_inplace(gelu),
-            Activation::Silu => x.mapv_inplace(silu),
-            Activation::Softplus => x.mapv_inplace(softplus),
-            Activation::Sigmoid => x.mapv_inplace(sigmoid),
-            Activation::Tanh => x.mapv_inplace(T::tanh),
+            Activation::Gelu => map_parallel(x, gelu),
+            Activation::Silu => map_parallel(x, silu),
+            Activation::Softplus => map_parallel(x, softplus),
+            Activation::Sigmoid => map_parallel(x, sigmoid),
+            Activation::Tanh => map_parallel(x, T::tanh),
             Activation::Softmax => softmax_columns_inplace(x),
         }
     }
@@ -170,7 +171,7 @@ impl Activation {
         &self,
         z: Option<ArrayView2<'_, T>>,
         a: ArrayView2<'_, T>,
-        mut grad: ArrayViewMut2<'_, T>,
+        grad: ArrayViewMut2<'_, T>,
     ) -> Result<()> {
         if a.dim() != grad.dim() {
             return Err(Error::Shape(format!(
@@ -199,50 +200,54 @@ impl Activation {
                 Activation::Gelu => gelu_derivative,
                 _ => silu_derivative,
             };
-            Zip::from(&mut grad)
-                .and(&z)
-                .for_each(|g, &z| *g *= derivative(z));
+            scale_parallel(grad, z, derivative);
             return Ok(());
         }
         match *self {
             Activation::Identity => {}
             Activation::Relu => {
-                Zip::from(&mut grad)
-                    .and(&a)
-                    .for_each(|g, &a| *g *= relu_derivative_from_output(a));
+                scale_parallel(grad, a, |a| relu_derivative_from_output(a));
             }
             Activation::LeakyRelu { slope } => {
                 let slope = T::of(slope);
-                Zip::from(&mut grad)
-                    .and(&a)
-                    .for_each(|g, &a| *g *= leaky_relu_derivative_from_output(a, slope));
+                scale_parallel(grad, a, |a| leaky_relu_derivative_from_output(a, slope));
             }
             Activation::Elu { alpha } => {
                 let alpha = T::of(alpha);
-                Zip::from(&mut grad)
-                    .and(&a)
-                    .for_each(|g, &a| *g *= elu_derivative_from_output(a, alpha));
+                scale_parallel(grad, a, |a| elu_derivative_from_output(a, alpha));
             }
             Activation::Softplus => {
-                Zip::from(&mut grad)
-                    .and(&a)
-                    .for_each(|g, &a| *g *= softplus_derivative_from_output(a));
+                scale_parallel(grad, a, |a| softplus_derivative_from_output(a));
             }
             Activation::Sigmoid => {
-                Zip::from(&mut grad)
-                    .and(&a)
-                    .for_each(|g, &a| *g *= sigmoid_derivative_from_output(a));
+                scale_parallel(grad, a, |a| sigmoid_derivative_from_output(a));
             }
             Activation::Tanh => {
-                Zip::from(&mut grad)
-                    .and(&a)
-                    .for_each(|g, &a| *g *= tanh_derivative_from_output(a));
+                scale_parallel(grad, a, |a| tanh_derivative_from_output(a));
             }
             Activation::Softmax => softmax_backward_inplace(a, grad),
             Activation::Gelu | Activation::Silu => unreachable!("handled above"),
         }
         Ok(())
     }
+}
+
+/// Applies `f` to every element of `x`, split by rows across the product threads when `x` is
+/// large ([`rows::map_row_blocks`]). Each element is computed alone, so the split does not
+/// change the result.
+fn map_parallel<T: Float>(x: ArrayViewMut2<'_, T>, f: impl Fn(T) -> T + Sync) {
+    rows::map_row_blocks(x, &|_, mut block| block.mapv_inplace(&f));
+}
+
+/// Sets `g = g ⊙ f(v)` elementwise, split by rows like [`map_parallel`].
+fn scale_parallel<T: Float>(
+    g: ArrayViewMut2<'_, T>,
+    v: ArrayView2<'_, T>,
+    f: impl Fn(T) -> T + Sync,
+) {
+    rows::zip_row_blocks(g, v, &|mut g, v| {
+        Zip::from(&mut g).and(&v).for_each(|g, &v| *g *= f(v));
+    });
 }
 
 impl fmt::Display for Activation {

@@ -21,13 +21,13 @@
 
 use std::fmt;
 
-use ndarray::{Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2, Axis, Zip};
+use ndarray::{Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut1, ArrayViewMut2, Axis, Zip, s};
 
 use crate::activation::Activation;
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::init::Init;
-use crate::linalg::gemm;
+use crate::linalg::{gemm, rows};
 use crate::rng::Rng;
 
 /// A dense layer: weights `W` (`n_out x n_in`), bias `b` (`n_out`) and an activation.
@@ -172,9 +172,12 @@ impl<T: Float> Dense<T> {
     ) -> Result<()> {
         self.check_input(&input)?;
         gemm(T::one(), self.weights.view(), input, T::zero(), z)?;
-        for (mut row, &b) in z.rows_mut().into_iter().zip(self.bias.iter()) {
-            row.mapv_inplace(|x| x + b);
-        }
+        let bias = self.bias.view();
+        rows::map_row_blocks(z.view_mut(), &|range, mut block| {
+            for (mut row, &b) in block.rows_mut().into_iter().zip(bias.slice(s![range])) {
+                row.mapv_inplace(|x| x + b);
+            }
+        });
         Ok(())
     }
 
@@ -220,9 +223,12 @@ impl<T: Float> Dense<T> {
             )));
         }
         gemm(T::one(), dz, input.t(), T::zero(), weights_grad)?;
-        Zip::from(bias_grad)
-            .and(dz.lanes(Axis(1)))
-            .for_each(|db, row| *db = row.sum());
+        let bias_grad = bias_grad.view_mut().insert_axis(Axis(1));
+        rows::zip_row_blocks(bias_grad, dz, &|mut db, dz| {
+            Zip::from(db.column_mut(0))
+                .and(dz.lanes(Axis(1)))
+                .for_each(|db, row| *db = row.sum());
+        });
         if let Some(input_grad) = input_grad {
             gemm(T::one(), self.weights.t(), dz, T::zero(), input_grad)?;
         }

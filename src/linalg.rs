@@ -17,6 +17,7 @@
 pub mod gemv;
 mod kernel;
 mod pool;
+pub(crate) mod rows;
 mod sgemm;
 
 use std::sync::OnceLock;

@@ -43,6 +43,7 @@ use crate::float::Float;
 use crate::inference::InferenceBuffers;
 use crate::init::Init;
 use crate::layer::Dense;
+use crate::linalg::rows;
 use crate::rng::Rng;
 
 /// A feedforward network: dense layers of any depth and widths, one activation per layer.
@@ -733,12 +734,24 @@ impl<T: Float> Gradients<T> {
     }
 }
 
-/// `Σ x²` over an array, in eight independent partial sums so that the loop vectorizes; a
-/// strided array falls back to a plain fold.
+/// `Σ x²` over an array. A contiguous array is summed in blocks fixed by its length
+/// ([`rows::sum_blocks`]), on the product threads when it is large, and each block in eight
+/// independent partial sums so that the loop vectorizes. The blocks do not depend on the
+/// thread count, so neither does the result. A strided array falls back to a plain fold.
 fn sum_of_squares<T: Float, D: ndarray::Dimension>(values: ndarray::ArrayView<'_, T, D>) -> T {
     let Some(slice) = values.as_slice_memory_order() else {
         return values.fold(T::zero(), |sum, &x| sum + x * x);
     };
+    let total = rows::sum_blocks(slice.len(), &|range| {
+        sum_of_squares_slice(&slice[range])
+            .to_f64()
+            .unwrap_or(f64::NAN)
+    });
+    T::of(total)
+}
+
+/// `Σ x²` over a slice, in eight independent partial sums.
+fn sum_of_squares_slice<T: Float>(slice: &[T]) -> T {
     let mut partial = [T::zero(); 8];
     let chunks = slice.chunks_exact(8);
     let rest = chunks.remainder();

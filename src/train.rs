@@ -31,13 +31,14 @@
 
 use std::time::Instant;
 
-use ndarray::{Array2, ArrayView2, Axis, s};
+use ndarray::{Array2, ArrayView2, ArrayViewMut2, Axis, s};
 use serde::{Deserialize, Serialize};
 
 use crate::cost::Cost;
 use crate::data::Targets;
 use crate::error::{Error, Result};
 use crate::inference::InferenceBuffers;
+use crate::linalg::rows;
 use crate::metrics;
 use crate::network::{ForwardCache, Gradients, Network};
 use crate::optim::{Optimizer, OptimizerConfig, Schedule, add_l2_penalty, clip_global_norm};
@@ -426,10 +427,8 @@ impl Trainer {
         for batch in 0..batches {
             let indices = &self.order[batch * batch_size..((batch + 1) * batch_size).min(m)];
             let size = indices.len();
-            let mut input = self.cache.prepare_input(&self.network, size, dropout)?;
-            for (j, &example) in indices.iter().enumerate() {
-                input.column_mut(j).assign(&train.features.row(example));
-            }
+            let input = self.cache.prepare_input(&self.network, size, dropout)?;
+            gather_columns(input, train.features, indices);
             let mut targets = self.targets.slice_mut(s![.., ..size]);
             for (j, &example) in indices.iter().enumerate() {
                 targets.column_mut(j).assign(&train.targets.row(example));
@@ -595,6 +594,17 @@ pub fn evaluate(
     let targets = data.targets.t();
     let loss = cost.value(outputs.view(), targets)? as f64;
     Ok((loss, metrics::accuracy(outputs.view(), targets, cost)?))
+}
+
+/// Copies example `indices[j]` (a row of `features`) into column `j` of `input`, split by
+/// examples across the product threads. Consecutive columns write the same cache lines of
+/// `input`, which therefore stay in cache from one example to the next.
+fn gather_columns(input: ArrayViewMut2<'_, f32>, features: ArrayView2<'_, f32>, indices: &[usize]) {
+    rows::map_row_blocks(input.reversed_axes(), &|range, mut block| {
+        for (mut column, &example) in block.rows_mut().into_iter().zip(&indices[range]) {
+            column.assign(&features.row(example));
+        }
+    });
 }
 
 /// Returns the network's outputs, `n[L] x m`, for features given one example per row

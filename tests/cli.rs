@@ -169,7 +169,9 @@ fn thread_count_gives_identical_model_files() {
     let dir = tempfile::tempdir().unwrap();
     let run = |threads: &str| {
         let name = format!("threads-{threads}.safetensors");
-        // Wide layers, so that the products are large enough to be split across threads.
+        // Wide layers and batches, so that the products and the elementwise passes between
+        // them (at least 2^15 values) are split across threads. Clipping makes the weights
+        // depend on the gradient norm, whose sum is split too.
         let args = [
             "train",
             "--quiet",
@@ -178,9 +180,11 @@ fn thread_count_gives_identical_model_files() {
             "--epochs",
             "3",
             "--layers",
-            "300,200",
+            "600,300",
             "--batch-size",
-            "64",
+            "128",
+            "--clip-norm",
+            "0.5",
             "--threads",
             threads,
             "--model",
