@@ -6,9 +6,12 @@
 //! in blocks of [`MC`], whose rows of `A` stay in L2, and last come 6 x 16 tiles
 //! ([`super::kernel`]).
 //!
-//! Only `B` is copied, into panels of 16 columns in each thread's own reusable buffer; `A` is
-//! read through its strides. Every element of `C` is summed over `p` in the same order whatever
-//! the thread count, so results are bit-identical for any number of threads.
+//! `B` is copied into panels of 16 columns in each thread's own reusable buffer. `A` is read
+//! through its strides, or packed into a second buffer when enough column panels reuse each
+//! block of its rows ([`PACK_A_FROM`], [`PACK_ROW_MAJOR_A_FROM`]). A product is split across
+//! threads by columns of `C`, or by rows when `C` is tall ([`TALL`]). Every element of `C` is
+//! summed over `p` in the same order whatever the split, so results are bit-identical for any
+//! number of threads.
 
 use std::cell::RefCell;
 
@@ -429,6 +432,9 @@ mod tests {
             (97, 40, 262),
             (100, 2050, 9),
             (256, 128, 784),
+            // A tall `C`, split by rows, and a row-major `A` read in place across 25 panels.
+            (2000, 40, 100),
+            (30, 400, 64),
         ] {
             let a = filled(m, k, 1);
             let b = filled(k, n, 2);
@@ -481,34 +487,37 @@ mod tests {
 
     #[test]
     fn thread_count_does_not_change_a_bit() {
-        let a = filled(300, 784, 10);
-        let b = filled(784, 130, 11);
-        let run = |threads| {
-            let mut c = Array2::zeros((300, 130));
-            let product = super::Strided {
-                ptr: a.as_ptr(),
-                row: 784,
-                col: 1,
+        // Split by columns, and (a tall `C`) by rows.
+        for (m, n, k) in [(300, 130, 784), (3000, 64, 200)] {
+            let a = filled(m, k, 10);
+            let b = filled(k, n, 11);
+            let run = |threads| {
+                let mut c = Array2::zeros((m, n));
+                let product = super::Strided {
+                    ptr: a.as_ptr(),
+                    row: k as isize,
+                    col: 1,
+                };
+                let other = super::Strided {
+                    ptr: b.as_ptr(),
+                    row: n as isize,
+                    col: 1,
+                };
+                let out = super::Strided {
+                    ptr: c.as_mut_ptr(),
+                    row: n as isize,
+                    col: 1,
+                };
+                if super::available() {
+                    // SAFETY: the three arrays match the shapes and strides given.
+                    unsafe { super::sgemm((m, n, k), 1.0, product, other, 0.0, out, threads) };
+                }
+                c
             };
-            let other = super::Strided {
-                ptr: b.as_ptr(),
-                row: 130,
-                col: 1,
-            };
-            let out = super::Strided {
-                ptr: c.as_mut_ptr(),
-                row: 130,
-                col: 1,
-            };
-            if super::available() {
-                // SAFETY: the three arrays match the shapes and strides given.
-                unsafe { super::sgemm((300, 130, 784), 1.0, product, other, 0.0, out, threads) };
+            let one = run(1);
+            for threads in 2..=3 {
+                assert_eq!(one, run(threads), "{threads} threads, {m} x {n} x {k}");
             }
-            c
-        };
-        let one = run(1);
-        for threads in 2..=3 {
-            assert_eq!(one, run(threads), "{threads} threads");
         }
     }
 }
