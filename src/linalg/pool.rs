@@ -37,23 +37,31 @@ const SPIN: Duration = Duration::from_millis(2);
 const DISPATCHER_SPINS: u32 = 1 << 11;
 
 /// State shared by the dispatching thread and the workers.
+///
+/// The fields a worker reads to join a task share one cache line, written by the dispatcher
+/// before it bumps `generation` in that same line, so that a spinning worker fetches the
+/// whole task with the one transfer that shows it the new generation. The counters that both
+/// sides update during a task sit in the next line.
+#[repr(C, align(64))]
 struct Shared {
+    /// Bumped once per dispatch to wake spinning workers.
+    generation: AtomicUsize,
     /// Points at the dispatcher's `Task` (a reference on its stack) while `open` is set.
     task: AtomicPtr<()>,
     /// Number of chunks of the current task.
     chunks: AtomicUsize,
-    /// Bit `c` is set once chunk `c` has been claimed.
-    claimed: AtomicU64,
     /// Threads taking part in the current task, the caller included.
     participants: AtomicUsize,
     /// Workers with an index below this may join the current task.
     helpers: AtomicUsize,
     /// Whether the current task accepts workers.
     open: AtomicBool,
+    /// Keeps the counters below out of the dispatcher's line.
+    _line: [u8; 64 - 5 * 8 - 1],
+    /// Bit `c` is set once chunk `c` has been claimed.
+    claimed: AtomicU64,
     /// Workers inside the current task. The dispatcher returns only when it is zero.
     joined: AtomicUsize,
-    /// Bumped once per dispatch to wake spinning workers.
-    generation: AtomicUsize,
     /// Flag set when a chunk panicked on a worker, so that the dispatcher panics too.
     panicked: AtomicBool,
     /// Flag set while the dispatcher sleeps on [`Done`], so that the last worker out wakes it.
@@ -96,6 +104,7 @@ fn pool() -> &'static Pool {
             participants: AtomicUsize::new(0),
             helpers: AtomicUsize::new(0),
             open: AtomicBool::new(false),
+            _line: [0; 64 - 5 * 8 - 1],
             joined: AtomicUsize::new(0),
             generation: AtomicUsize::new(0),
             panicked: AtomicBool::new(false),
@@ -143,7 +152,9 @@ pub(crate) fn run(threads: usize, chunks: usize, task: Task<'_>) {
         .task
         .store(task_ref as *const Task<'_> as *mut (), Ordering::Relaxed);
     shared.chunks.store(chunks, Ordering::Relaxed);
-    shared.claimed.store(0, Ordering::Relaxed);
+    // The caller's first chunk is claimed before the task opens, so that the caller starts
+    // on it without touching the line of `claimed`, which the workers are fetching.
+    shared.claimed.store(1, Ordering::Relaxed);
     let participants = threads.min(workers.len() + 1);
     shared.participants.store(participants, Ordering::Relaxed);
     shared.helpers.store(threads - 1, Ordering::Relaxed);
@@ -154,7 +165,10 @@ pub(crate) fn run(threads: usize, chunks: usize, task: Task<'_>) {
             worker.thread.unpark();
         }
     }
-    let own = catch_unwind(AssertUnwindSafe(|| claim_chunks(shared, task, 0)));
+    let own = catch_unwind(AssertUnwindSafe(|| {
+        task(0);
+        claim_chunks(shared, task, 0);
+    }));
     shared.open.store(false, Ordering::SeqCst);
     // Poll briefly: a worker inside the task usually finishes its chunk within microseconds.
     // Then sleep, so that on a busy machine the worker (or anyone) gets this core.
