@@ -12,10 +12,10 @@
 //! standard-layout array has) takes the matrix-vector product [`linalg::gemv()`]; other
 //! batches take [`linalg::gemm`]. When the examples are contiguous in memory, as in
 //! `X = rows.t()` for a data set stored one example per row, each layer computes
-//! `Z[l]^T = A[l-1]^T W[l]^T` (`m x n[l]`, row-major) instead, which reads the examples in
-//! place rather than gathering them, and the output is returned as a column-major view. In
-//! `f32` with AVX2 and FMA both orientations sum each element in the same order, so they give
-//! the same bits. The bias is added and the activation applied in one pass over `Z[l]` for
+//! `Z[l]^T = A[l-1]^T W[l]^T` (`m x n[l]`, row-major) instead. The product then reads the
+//! examples in place rather than gathering them, and the output is returned as a column-major
+//! view. In `f32` with AVX2 and FMA both orientations sum each element in the same order, so
+//! they give the same bits. The bias is added and the activation applied in one pass over `Z[l]` for
 //! the identity, ReLU and leaky ReLU; the other activations add the bias first and then run
 //! [`Activation::forward_inplace`]. Softmax subtracts each column's maximum as always.
 //!

@@ -38,10 +38,10 @@ const DISPATCHER_SPINS: u32 = 1 << 11;
 
 /// State shared by the dispatching thread and the workers.
 ///
-/// The fields a worker reads to join a task share one cache line, written by the dispatcher
-/// before it bumps `generation` in that same line, so that a spinning worker fetches the
-/// whole task with the one transfer that shows it the new generation. The counters that both
-/// sides update during a task sit in the next line.
+/// The fields a worker reads to join a task share one cache line with `generation`, and the
+/// dispatcher writes them before it bumps `generation`. A spinning worker therefore fetches
+/// the whole task with the one transfer that shows it the new generation. The counters that
+/// both sides update during a task sit in the next line.
 #[repr(C, align(64))]
 struct Shared {
     /// Bumped once per dispatch to wake spinning workers.

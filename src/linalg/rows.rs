@@ -14,7 +14,7 @@ use ndarray::{ArrayView2, ArrayViewMut2, ShapeBuilder};
 use super::{for_each_range, pool, threads};
 
 /// Elements from which a pass is split across threads. Below it, a pass takes a few
-/// microseconds, about what handing half of it to another core costs.
+/// microseconds, which by estimate is about what handing half of it to another core costs.
 pub(crate) const PARALLEL_MIN: usize = 1 << 15;
 
 /// A view's pointer, shape and strides, shared by the threads that each take a block of rows.
@@ -24,8 +24,8 @@ struct RawRows<T> {
     strides: (usize, usize),
 }
 
-// SAFETY: threads take disjoint blocks of rows (mutable views) or only read (shared views);
-// the caller keeps the underlying view borrowed for the whole pass.
+// SAFETY: threads take disjoint blocks of rows (mutable views) or only read (shared views),
+// and the caller keeps the underlying view borrowed for the whole pass.
 unsafe impl<T: Send> Sync for RawRows<T> {}
 
 impl<T> RawRows<T> {
@@ -47,7 +47,7 @@ impl<T> RawRows<T> {
     #[allow(clippy::mut_from_ref)]
     unsafe fn rows_mut(&self, rows: Range<usize>) -> ArrayViewMut2<'_, T> {
         let shape = (rows.len(), self.cols).strides(self.strides);
-        // SAFETY: guaranteed by the caller; the offset is that of row `rows.start`.
+        // SAFETY: guaranteed by the caller. The offset is that of row `rows.start`.
         unsafe { ArrayViewMut2::from_shape_ptr(shape, self.ptr.add(rows.start * self.strides.0)) }
     }
 
@@ -105,7 +105,7 @@ pub(crate) fn zip_row_blocks<T: Send, U: Send + Sync>(
         (Some(raw_x), Some(raw_y)) if len >= PARALLEL_MIN && threads() > 1 => {
             let per_row = (len / rows.max(1)).max(1);
             for_each_range(rows, PARALLEL_MIN.div_ceil(per_row), &|range| {
-                // SAFETY: disjoint ranges inside both views; `y` is only read.
+                // SAFETY: the ranges are disjoint and inside both views, and `y` is only read.
                 let (block, other) =
                     unsafe { (raw_x.rows_mut(range.clone()), raw_y.rows(range.clone())) };
                 work(block, other);
