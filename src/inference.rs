@@ -110,8 +110,9 @@ impl<T: Float> Network<T> {
     /// batch, or from the start with [`InferenceBuffers::with_capacity`]), this method
     /// allocates nothing itself, and a batch of one allocates nothing at all. Larger batches
     /// call [`linalg::gemm`] once per layer.
-    // NOTE: the `gemm` crate 0.19 behind `linalg::gemm` allocates a few times per product
-    // (tests/inference_alloc.rs counts them), so batches above one still allocate there.
+    // NOTE: for other element types, or on CPUs without AVX2 and FMA, `linalg::gemm` takes the
+    // `gemm` crate 0.19, which allocates a few times per product, so batches above one still
+    // allocate there (tests/inference_alloc.rs counts them).
     ///
     /// # Errors
     ///

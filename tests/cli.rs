@@ -169,8 +169,8 @@ fn thread_count_gives_identical_model_files() {
     let dir = tempfile::tempdir().unwrap();
     let run = |threads: &str| {
         let name = format!("threads-{threads}.safetensors");
-        // Wide layers and batches, so that the products and the elementwise passes between
-        // them (at least 2^15 values) are split across threads. Clipping makes the weights
+        // Wide layers and batches, so that the products and the largest elementwise passes
+        // between them (600 x 128 values) are split across threads. Clipping makes the weights
         // depend on the gradient norm, whose sum is split too.
         let args = [
             "train",

@@ -1,7 +1,7 @@
 //! A small thread pool for splitting one matrix product across cores without allocating.
 //!
 //! [`run`] splits a task into numbered chunks. The calling thread and up to `threads - 1` pool
-//! workers claim chunks from a shared counter until none is left, and [`run`] returns when all
+//! workers claim chunks from a shared bitmask until none is left, and [`run`] returns when all
 //! are done. A dispatch only writes a few atomics (the task is borrowed from the caller's
 //! stack), so the training step can stay free of heap allocations, unlike a general-purpose
 //! pool whose queues grow in blocks.

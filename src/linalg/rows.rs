@@ -1,7 +1,7 @@
 //! Elementwise passes split by rows across the product threads.
 //!
 //! The passes between products (adding the bias, an activation and its derivative, the bias
-//! gradient's row sums, the gradient norm) are cheap per element but touch every element of
+//! gradient's row sums, the gradient norm, gathering a mini-batch) are cheap per element but touch every element of
 //! `Z[l]` or `dZ[l]`. On one thread they leave the other cores idle for a few percent of a
 //! training step. Here each thread takes whole rows, so a pass whose rows are independent
 //! gives the same bits for any thread count; [`sum_blocks`] does the same for a sum by fixing
@@ -13,8 +13,9 @@ use ndarray::{ArrayView2, ArrayViewMut2, ShapeBuilder};
 
 use super::{for_each_range, pool, threads};
 
-/// Elements from which a pass is split across threads. Below it, a pass takes a few
-/// microseconds, which by estimate is about what handing half of it to another core costs.
+/// Elements per block of a split pass: a pass is split only from twice this size. A block of
+/// 2^15 values takes a few microseconds, several times the 0.2 to 1 µs that a dispatch to
+/// another core costs on the machine of BENCHMARKS.md.
 pub(crate) const PARALLEL_MIN: usize = 1 << 15;
 
 /// A view's pointer, shape and strides, shared by the threads that each take a block of rows.

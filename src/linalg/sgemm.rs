@@ -8,7 +8,8 @@
 //! `B` is copied into panels of 16 columns in each thread's own reusable buffer. `A` is read
 //! through its strides, or packed into a second buffer when enough column panels reuse each
 //! block of its rows ([`PACK_A_FROM`], [`PACK_ROW_MAJOR_A_FROM`]). A product is split across
-//! threads by columns of `C`, or by rows when `C` is tall ([`TALL`]). Every element of `C` is
+//! threads by columns of `C`, or by rows when `C` has too few column panels or is tall
+//! ([`TALL`]). Every element of `C` is
 //! summed over `p` in the same order whatever the split, so results are bit-identical for any
 //! number of threads.
 
@@ -17,10 +18,10 @@ use std::cell::RefCell;
 use super::kernel::{self, MR, NR, Tile};
 use super::pool;
 
-/// Largest block of the inner dimension. Every block adds a pass over `C`, and on this
-/// project's shapes (inner dimensions of 128 to 1,024) one block was measured 2 to 7% faster
-/// than blocks of 256, even though a panel of `B` (64 KiB at 1,024 steps) then streams from
-/// L2 rather than staying in L1.
+/// Largest block of the inner dimension. Every block adds a pass over `C`. On this project's
+/// shapes (inner dimensions of 128 to 1,024), one block was measured 1 to 18% faster than
+/// blocks of 256, although a panel of `B` (64 KiB at 1,024 steps) then streams from L2 rather
+/// than staying in L1. Only `W^T dZ`, whose `A` is packed from a column-major view, lost 2%.
 const KC: usize = 1024;
 /// Rows of `C` per block.
 const MC: usize = 96;
@@ -31,10 +32,11 @@ const NC: usize = 512;
 /// Chunks per thread when a product is split.
 const CHUNKS_PER_THREAD: usize = 4;
 
-/// Elements of `A` from which a split by columns uses chunks of at least [`WIDE_CHUNK`] columns.
+/// Elements of `A` from which a split by columns uses at most one chunk per [`WIDE_CHUNK`]
+/// columns, but never fewer chunks than threads.
 const LARGE_A: usize = 1 << 20;
 
-/// Columns per chunk for a large `A`.
+/// Columns per chunk, at least, for a large `A` when there are enough columns.
 const WIDE_CHUNK: usize = 512;
 
 /// Ratio of rows to columns of `C` from which a product is split by rows even when it has
@@ -56,14 +58,14 @@ thread_local! {
 /// Column panels a block of rows must span before its rows of `A` are packed. Packing reads and
 /// writes each value once, so it pays off only when the kernel then reads the compact copy
 /// this many times instead of six strided rows. On this project's shapes packing lost at 8
-/// panels and won at 49.
+/// panels and won at 49, measured when blocks spanned up to 128 panels (now [`NC`] / 16 = 32).
 const PACK_A_FROM: usize = 16;
 
 /// [`PACK_A_FROM`] for a row-major `A`, whose rows the kernel reads in place as six sequential
 /// streams that the hardware prefetcher follows. With 16 panels, reading in place was measured
-/// 6% faster for `W[2] A[1]` of 784-1024-1024-10 at batch 512, and 3 to 5% faster for the
-/// first layer of inference at batch 10,000. A column-major `A` of the same shape was 10%
-/// slower unpacked, so it keeps [`PACK_A_FROM`].
+/// 6 to 7% faster for `W[2] A[1]` of 784-1024-1024-10 at batch 512, and 3 to 6% faster for
+/// the first layer of inference at batch 10,000. A column-major `A` of the same shape was 9 to
+/// 10% slower unpacked, so it keeps [`PACK_A_FROM`].
 const PACK_ROW_MAJOR_A_FROM: usize = 32;
 
 /// A matrix as a pointer and strides (in elements).
