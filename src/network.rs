@@ -202,14 +202,18 @@ impl<T: Float> Network<T> {
     /// for a backward pass.
     ///
     /// This allocates its buffers on every call. [`Network::forward_into`] computes the same
-    /// values into buffers that a caller reuses.
+    /// values into buffers that a caller reuses. The result is always in standard (row-major)
+    /// layout, even when `forward_into` returns a column-major view.
     ///
     /// # Errors
     ///
     /// [`Error::Shape`] when `X` does not have `n[0]` rows.
     pub fn forward(&self, x: ArrayView2<'_, T>) -> Result<Array2<T>> {
         let mut buffers = InferenceBuffers::new();
-        Ok(self.forward_into(x, &mut buffers)?.to_owned())
+        Ok(self
+            .forward_into(x, &mut buffers)?
+            .as_standard_layout()
+            .into_owned())
     }
 
     /// Runs the forward pass on `X` (`n[0] x m`) and keeps in `cache` what

@@ -98,6 +98,19 @@ fn examples_as_rows_match_layer_chain() {
 }
 
 #[test]
+fn forward_returns_standard_layout() {
+    let network = network::<f32>(8);
+    let rows = input::<f32>(40, 19, 50);
+    let output = network.forward(rows.t()).unwrap();
+    assert!(output.is_standard_layout());
+    let mut buffers = InferenceBuffers::new();
+    assert_eq!(
+        output,
+        network.forward_into(rows.t(), &mut buffers).unwrap()
+    );
+}
+
+#[test]
 fn single_column_matches_layer_chain() {
     let network64 = network::<f64>(2);
     let network32 = network::<f32>(2);
