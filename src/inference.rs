@@ -132,10 +132,8 @@ impl<T: Float> Network<T> {
         let examples_contiguous = m > 1 && x.strides()[0] == 1;
         if m == 1 && row_major {
             self.forward_column(x, buffers)?;
-        } else if examples_contiguous {
-            self.forward_batch_transposed(x, buffers)?;
         } else {
-            self.forward_batch(x, buffers)?;
+            self.forward_batch(x, buffers, examples_contiguous)?;
         }
 
         let last = self.layers().len() - 1;
@@ -150,16 +148,21 @@ impl<T: Float> Network<T> {
         }
     }
 
-    /// Runs the layers on a batch whose examples are contiguous in memory (`X = rows.t()`) as
-    /// `Z[l]^T = A[l-1]^T W[l]^T`, so that every layer output is `m x n[l]`, row-major. The
-    /// examples are then read in place, where the other orientation would gather each step of
-    /// `m` examples from `m` rows. Layer `index` writes `buffers.outputs[index % 2]`.
-    fn forward_batch_transposed(
+    /// Runs the layers on a batch with [`linalg::gemm`]. Layer `index` writes
+    /// `buffers.outputs[index % 2]`.
+    ///
+    /// With `examples_as_rows` (the examples are contiguous in memory, `X = rows.t()`), each
+    /// layer computes `Z[l]^T = A[l-1]^T W[l]^T`, so that every layer output is `m x n[l]`,
+    /// row-major, and the examples are read in place. Otherwise each layer output is
+    /// `n[l] x m`, row-major.
+    fn forward_batch(
         &self,
         x: ArrayView2<'_, T>,
         buffers: &mut InferenceBuffers<T>,
+        examples_as_rows: bool,
     ) -> Result<()> {
         let m = x.ncols();
+        let shape = |n: usize| if examples_as_rows { (m, n) } else { (n, m) };
         let [even, odd] = &mut buffers.outputs;
         for (index, layer) in self.layers().iter().enumerate() {
             let (previous, current) = if index % 2 == 0 {
@@ -169,47 +172,23 @@ impl<T: Float> Network<T> {
             };
             let n_in = layer.inputs();
             let n_out = layer.outputs();
-            let input = if index == 0 {
-                x.reversed_axes()
-            } else {
-                ArrayView2::from_shape((m, n_in), &previous[..m * n_in])
-                    .expect("buffer sized by reserve")
-            };
-            let z = &mut current[..m * n_out];
-            let mut z_view =
-                ArrayViewMut2::from_shape((m, n_out), &mut *z).expect("buffer sized by reserve");
-            linalg::gemm(T::one(), input, layer.weights().t(), T::zero(), &mut z_view)?;
-            let bias = bias_slice(layer, &mut buffers.bias);
-            add_bias_and_activate_transposed(z, bias, m, layer.activation());
-        }
-        Ok(())
-    }
-
-    /// Runs the layers on a batch with [`linalg::gemm`]. Layer `index` writes
-    /// `buffers.outputs[index % 2]`.
-    fn forward_batch(&self, x: ArrayView2<'_, T>, buffers: &mut InferenceBuffers<T>) -> Result<()> {
-        let m = x.ncols();
-        let [even, odd] = &mut buffers.outputs;
-        for (index, layer) in self.layers().iter().enumerate() {
-            let (previous, current) = if index % 2 == 0 {
-                (&*odd, &mut *even)
-            } else {
-                (&*even, &mut *odd)
-            };
-            let n_in = layer.inputs();
-            let n_out = layer.outputs();
-            let input = if index == 0 {
-                x
-            } else {
-                ArrayView2::from_shape((n_in, m), &previous[..n_in * m])
-                    .expect("buffer sized by reserve")
+            let input = match (index, examples_as_rows) {
+                (0, true) => x.reversed_axes(),
+                (0, false) => x,
+                _ => ArrayView2::from_shape(shape(n_in), &previous[..n_in * m])
+                    .expect("buffer sized by reserve"),
             };
             let z = &mut current[..n_out * m];
             let mut z_view =
-                ArrayViewMut2::from_shape((n_out, m), &mut *z).expect("buffer sized by reserve");
-            linalg::gemm(T::one(), layer.weights(), input, T::zero(), &mut z_view)?;
+                ArrayViewMut2::from_shape(shape(n_out), &mut *z).expect("buffer sized by reserve");
             let bias = bias_slice(layer, &mut buffers.bias);
-            add_bias_and_activate(z, bias, m, layer.activation());
+            if examples_as_rows {
+                linalg::gemm(T::one(), input, layer.weights().t(), T::zero(), &mut z_view)?;
+                add_bias_and_activate_transposed(z, bias, m, layer.activation());
+            } else {
+                linalg::gemm(T::one(), layer.weights(), input, T::zero(), &mut z_view)?;
+                add_bias_and_activate(z, bias, m, layer.activation());
+            }
         }
         Ok(())
     }

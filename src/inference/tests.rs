@@ -67,7 +67,7 @@ fn batch_matches_layer_chain_exactly() {
 
 #[test]
 fn examples_as_rows_match_layer_chain() {
-    // Examples stored as rows, as data sets hold them: `X = rows.t()` takes the transposed
+    // Examples stored as rows, as data sets store them: `X = rows.t()` takes the transposed
     // orientation, `Z^T = A^T W^T`. In `f32` on AVX2 and FMA the own product sums each
     // element in the same order in both orientations, so the outputs are equal bit for bit.
     let own_product = crate::linalg::sgemm_available();

@@ -13,9 +13,9 @@ use ndarray::{ArrayView2, ArrayViewMut2, ShapeBuilder};
 
 use super::{for_each_range, pool, threads};
 
-/// Elements per block of a split pass: a pass is split only from twice this size. A block of
-/// 2^15 values takes a few microseconds, several times the 0.2 to 1 µs that a dispatch to
-/// another core costs on the machine of BENCHMARKS.md.
+/// Smallest block of a split pass, in elements, so a pass is split only from twice this size.
+/// By estimate a block of 2^15 values takes a few microseconds, several times the 0.2 to 1 µs
+/// that a dispatch to another core was measured to cost on the machine of BENCHMARKS.md.
 pub(crate) const PARALLEL_MIN: usize = 1 << 15;
 
 /// A view's pointer, shape and strides, shared by the threads that each take a block of rows.
@@ -64,7 +64,8 @@ impl<T> RawRows<T> {
 }
 
 /// Calls `work(rows, block)` on disjoint blocks of whole rows that cover `x`, on up to
-/// [`threads()`] threads when `x` holds at least [`PARALLEL_MIN`] elements.
+/// [`threads()`] threads when `x` has room for two blocks of at least [`PARALLEL_MIN`]
+/// elements.
 pub(crate) fn map_row_blocks<T: Send>(
     mut x: ArrayViewMut2<'_, T>,
     work: &(dyn Fn(Range<usize>, ArrayViewMut2<'_, T>) + Sync),
