@@ -10,7 +10,8 @@
 //!
 //! A batch of one column with row-major weights (as every [`Dense`] built from a
 //! standard-layout array has) takes the matrix-vector product [`linalg::gemv()`]; other
-//! batches take [`linalg::gemm`]. When the examples are contiguous in memory, as in
+//! batches take [`linalg::gemm`]. [`Predictor`] prepares a copy of the weights for a faster
+//! batch of one that skips zero inputs. When the examples are contiguous in memory, as in
 //! `X = rows.t()` for a data set stored one example per row, each layer computes
 //! `Z[l]^T = A[l-1]^T W[l]^T` (`m x n[l]`, row-major) instead. The product then reads the
 //! examples in place rather than gathering them, and the output is returned as a column-major
@@ -34,7 +35,7 @@
 //! # Ok::<(), feedforward::Error>(())
 //! ```
 
-use ndarray::{ArrayView2, ArrayViewMut2};
+use ndarray::{ArrayView2, ArrayViewMut2, Axis};
 
 use crate::activation::{Activation, leaky_relu, relu};
 use crate::error::Result;
@@ -104,7 +105,8 @@ impl<T: Float> Network<T> {
     /// The result is bit-identical to [`Network::forward`], which calls this method. A batch
     /// of one column uses the matrix-vector kernel, whose summation order differs from
     /// [`linalg::gemm`]'s, so a column's output can differ in the last bits between a batch of
-    /// one and a larger batch.
+    /// one and a larger batch. For repeated single examples, [`Predictor`] is faster and keeps
+    /// the bits of the larger batch.
     ///
     /// Once `buffers` fit the network and batch size (after the first call at the largest
     /// batch, or from the start with [`InferenceBuffers::with_capacity`]), this method
@@ -200,17 +202,7 @@ impl<T: Float> Network<T> {
         x: ArrayView2<'_, T>,
         buffers: &mut InferenceBuffers<T>,
     ) -> Result<()> {
-        let column = x.column(0);
-        let x = match column.as_slice() {
-            Some(contiguous) => contiguous,
-            None => {
-                let copy = &mut buffers.input[..column.len()];
-                for (target, &value) in copy.iter_mut().zip(column.iter()) {
-                    *target = value;
-                }
-                &*copy
-            }
-        };
+        let x = contiguous_column(x, &mut buffers.input);
         let [even, odd] = &mut buffers.outputs;
         for (index, layer) in self.layers().iter().enumerate() {
             let (previous, current) = if index % 2 == 0 {
@@ -234,6 +226,21 @@ impl<T: Float> Network<T> {
             add_bias_and_activate(z, bias, 1, layer.activation());
         }
         Ok(())
+    }
+}
+
+/// Returns the first column of `x` as a slice, copied into `scratch` when it is strided.
+fn contiguous_column<'a, T: Float>(x: ArrayView2<'a, T>, scratch: &'a mut [T]) -> &'a [T] {
+    let column = x.index_axis_move(Axis(1), 0);
+    match column.to_slice() {
+        Some(contiguous) => contiguous,
+        None => {
+            let copy = &mut scratch[..column.len()];
+            for (target, &value) in copy.iter_mut().zip(column.iter()) {
+                *target = value;
+            }
+            copy
+        }
     }
 }
 
@@ -338,6 +345,10 @@ fn map_rows<T: Float>(z: &mut [T], bias: &[T], m: usize, f: impl Fn(T) -> T) {
         }
     }
 }
+
+mod predictor;
+
+pub use predictor::Predictor;
 
 #[cfg(test)]
 mod tests;

@@ -72,7 +72,7 @@ pub use data::{Dataset, Targets};
 pub use error::{Error, Result};
 pub use float::Float;
 pub use gradcheck::{TensorCheck, check_gradients};
-pub use inference::InferenceBuffers;
+pub use inference::{InferenceBuffers, Predictor};
 pub use init::Init;
 pub use layer::Dense;
 pub use model::Model;

@@ -14,6 +14,7 @@
 //! bit-identical results for any thread count: each element of `C` is summed in the same order.
 //! The `gemm` crate's may differ in the last bits between thread counts.
 
+pub(crate) mod columns;
 pub mod gemv;
 mod kernel;
 mod pool;
@@ -157,6 +158,51 @@ pub fn gemv<T: Float>(w: &[T], ld: usize, x: &[T], y: &mut [T]) -> Result<()> {
         gemv::compute_rows(w, ld, x, part, start..end);
     });
     Ok(())
+}
+
+/// Products `W x` in column panels with fewer multiply-adds than this run on one thread.
+///
+/// The column path reads only the columns it needs, often half of `W`, so it needs twice the
+/// work of [`gemv`] to pay for waking a second thread. On the 2-core Zen 3 machine of
+/// BENCHMARKS.md, a worker sometimes took about 0.6 us to start. Running the 128 x 256 layer
+/// on one thread then took 1.4 us off a 7.8 us call, and at other times it changed nothing.
+const COLUMNS_PARALLEL_MIN: usize = 1 << 17;
+
+/// Computes `y = W x` for one column from `W` stored in panels, summing only the columns of
+/// `W` listed in `columns` ([`columns::ColumnPanels::multiply`]).
+///
+/// Products with at least [`COLUMNS_PARALLEL_MIN`] multiply-adds split their panels over up to
+/// [`threads()`] threads. Each output is computed by one thread in the same order, so the result
+/// does not depend on the thread count.
+pub(crate) fn multiply_columns<T: Float>(
+    panels: &columns::ColumnPanels<T>,
+    x: &[T],
+    columns: &[u32],
+    y: &mut [T],
+) {
+    let count = panels.panels();
+    let threads = threads();
+    let chunks = if panels.rows() * panels.cols() >= COLUMNS_PARALLEL_MIN {
+        threads.min(count).min(pool::MAX_CHUNKS)
+    } else {
+        1
+    };
+    if chunks <= 1 {
+        panels.multiply(x, columns, y, 0..count);
+        return;
+    }
+    let rows = y.len();
+    let out = OutputRows(y.as_mut_ptr());
+    pool::run(threads, chunks, &|chunk| {
+        let first = chunk * count / chunks;
+        let end = (chunk + 1) * count / chunks;
+        let start_row = first * columns::PANEL;
+        let end_row = (end * columns::PANEL).min(rows);
+        // SAFETY: the chunks' panel ranges, and so their row ranges, are disjoint and inside
+        // `y`, which stays borrowed mutably for the whole call.
+        let part = unsafe { out.rows(start_row..end_row) };
+        panels.multiply(x, columns, part, first..end);
+    });
 }
 
 /// The output of [`gemv`], shared by the threads that write its disjoint row ranges.

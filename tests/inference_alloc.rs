@@ -1,7 +1,8 @@
-//! Checks that `Network::forward_into` allocates nothing of its own once its buffers are sized,
-//! with a global allocator that counts the allocations made on the test's own thread.
+//! Checks that `Network::forward_into` and `Predictor::predict` allocate nothing of their own
+//! once their buffers are sized, with a global allocator that counts the allocations made on
+//! the test's own thread.
 
-use feedforward::{Activation, InferenceBuffers, Network, Rng, linalg};
+use feedforward::{Activation, InferenceBuffers, Network, Predictor, Rng, linalg};
 use ndarray::{Array2, Axis, s};
 
 mod counting_allocator;
@@ -81,5 +82,30 @@ fn forward_into_allocates_nothing_itself() {
     if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
         assert_eq!(count, 0, "forward_into allocated on a batch of 48");
     }
+    assert!(checksum.is_finite());
+}
+
+#[test]
+fn predictor_batch_of_one_allocates_nothing() {
+    // 784 x 256 is large enough for the first layer to be split over the product threads.
+    let mut rng = Rng::new(22);
+    let activations = [Activation::Relu, Activation::Relu, Activation::Softmax];
+    let network = Network::<f32>::random(&[784, 256, 128, 10], &activations, &mut rng).unwrap();
+    let examples = Array2::from_shape_fn((4, 784), |_| (rng.normal() as f32).max(0.0));
+    let mut predictor = Predictor::new(&network);
+    // The first call may start the product threads.
+    predictor.predict(examples.slice(s![0..1, ..]).t()).unwrap();
+
+    let mut checksum = 0.0;
+    let count = allocations_on_this_thread(|| {
+        for row in 0..4 {
+            let single = examples.slice(s![row..row + 1, ..]);
+            checksum += predictor.predict(single.t()).unwrap()[[0, 0]];
+        }
+    });
+    assert_eq!(
+        count, 0,
+        "Predictor::predict allocated {count} times in 4 calls"
+    );
     assert!(checksum.is_finite());
 }
