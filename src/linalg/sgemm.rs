@@ -295,10 +295,15 @@ unsafe fn pack_a_block(
     kc: usize,
     out: &mut [f32],
 ) {
+    if a.row == 1 {
+        // SAFETY: the caller's guarantees, and the row stride is 1.
+        unsafe { pack_column_major_a_block(a, i0, p0, mc, kc, out) };
+        return;
+    }
     for (r, panel) in out.chunks_mut(MR * kc).take(mc.div_ceil(MR)).enumerate() {
         let height = MR.min(mc - r * MR);
         // The step runs in the outer loop: the writes are sequential and the reads are
-        // `height` sequential streams for row-major `A`, or one for column-major `A`.
+        // `height` sequential streams for row-major `A`.
         let mut rows = [std::ptr::null::<f32>(); MR];
         for (i, row) in rows.iter_mut().enumerate().take(height) {
             // SAFETY: row i0 + r MR + i, column p0, lies inside the block.
@@ -311,6 +316,39 @@ unsafe fn pack_a_block(
                 *value = unsafe { *row.offset(offset) };
             }
         }
+    }
+}
+
+/// Does what [`pack_a_block`] does for a column-major `A` (unit row stride), such as `W^T` in
+/// `W^T dZ`.
+///
+/// The step `p` runs in the outer loop, so each step reads the block's `mc` values of column
+/// `p0 + p` as one contiguous run and deals them out to the panels. Reading panel by panel
+/// instead takes 24 bytes from each column, one page apart, and was measured 2 to 3% slower
+/// for the whole product `W[2]^T dZ[2]` of 784-1024-1024-10 at batch 512.
+///
+/// # Safety
+///
+/// As for [`pack_a_block`], and `a.row == 1`.
+unsafe fn pack_column_major_a_block(
+    a: Strided<*const f32>,
+    i0: usize,
+    p0: usize,
+    mc: usize,
+    kc: usize,
+    out: &mut [f32],
+) {
+    let full = mc / MR;
+    for p in 0..kc {
+        // SAFETY: column p0 + p of the block, rows i0 .. i0 + mc, is inside `A` and contiguous
+        // because the row stride is 1.
+        let column = unsafe { std::slice::from_raw_parts(a.ptr.offset(a.offset(i0, p0 + p)), mc) };
+        let mut runs = column.chunks_exact(MR);
+        for (r, run) in runs.by_ref().enumerate() {
+            out[r * MR * kc + p * MR..][..MR].copy_from_slice(run);
+        }
+        let rest = runs.remainder();
+        out[full * MR * kc + p * MR..][..rest.len()].copy_from_slice(rest);
     }
 }
 
@@ -471,6 +509,23 @@ mod tests {
             0.0,
             Array2::zeros((14, 33)),
         );
+    }
+
+    #[test]
+    fn packs_column_major_a() {
+        // `A = W^T` spans 19 column panels, enough to be packed, and its 100 rows leave a
+        // second block of 4 rows and a partial panel. The product is small enough to run on
+        // one thread, so no split narrows the panels below the packing threshold.
+        let w = filled(4, 100, 7);
+        let b = filled(4, 300, 8);
+        check(
+            1.0,
+            w.t(),
+            b.view(),
+            0.0,
+            Array2::from_elem((100, 300), f32::NAN),
+        );
+        check(0.5, w.t(), b.view(), -1.0, filled(100, 300, 9));
     }
 
     #[test]
