@@ -348,7 +348,9 @@ unsafe fn pack_column_major_a_block(
             out[r * MR * kc + p * MR..][..MR].copy_from_slice(run);
         }
         let rest = runs.remainder();
-        out[full * MR * kc + p * MR..][..rest.len()].copy_from_slice(rest);
+        if !rest.is_empty() {
+            out[full * MR * kc + p * MR..][..rest.len()].copy_from_slice(rest);
+        }
     }
 }
 
@@ -401,6 +403,7 @@ unsafe fn pack_b(
 mod tests {
     use ndarray::{Array2, ArrayView2, s};
 
+    use super::{KC, MC, MR, Strided, pack_a_block};
     use crate::linalg::gemm;
     use crate::rng::Rng;
 
@@ -526,6 +529,29 @@ mod tests {
             Array2::from_elem((100, 300), f32::NAN),
         );
         check(0.5, w.t(), b.view(), -1.0, filled(100, 300, 9));
+    }
+
+    #[test]
+    fn packs_column_major_block_of_full_size() {
+        // A block of MC x KC fills the buffer exactly, as the largest block does.
+        for (mc, kc) in [(MC, KC), (MC - 2, 7)] {
+            let w = filled(kc + 3, mc + 5, 10);
+            let a = w.t();
+            let strided = Strided {
+                ptr: a.as_ptr(),
+                row: a.strides()[0],
+                col: a.strides()[1],
+            };
+            let mut out = vec![f32::NAN; mc.div_ceil(MR) * MR * kc];
+            // SAFETY: the block at (2, 1) of mc x kc lies inside the (mc + 5) x (kc + 3) `A`.
+            unsafe { pack_a_block(strided, 2, 1, mc, kc, &mut out) };
+            for i in 0..mc {
+                for p in 0..kc {
+                    let got = out[i / MR * MR * kc + p * MR + i % MR];
+                    assert_eq!(got, a[[2 + i, 1 + p]], "row {i}, step {p} of {mc} x {kc}");
+                }
+            }
+        }
     }
 
     #[test]
