@@ -69,7 +69,14 @@ pub(crate) unsafe fn tile_avx2(kc: usize, tile: Tile, alpha: f32, beta: f32) {
     let last = tile.rows as isize - 1;
     let row = |i: isize| unsafe { tile.a.offset(tile.a_row * i.min(last)) };
     let (a0, a1, a2, a3, a4, a5) = (row(0), row(1), row(2), row(3), row(4), row(5));
-    let mut acc = [[_mm256_setzero_ps(); 2]; MR];
+    // Twelve named accumulators rather than an array: with the array, the compiler kept one
+    // accumulator in the register it also used for the broadcast, and copied it out and back
+    // in every step.
+    let zero = _mm256_setzero_ps();
+    let (mut c00, mut c01, mut c10, mut c11, mut c20, mut c21) =
+        (zero, zero, zero, zero, zero, zero);
+    let (mut c30, mut c31, mut c40, mut c41, mut c50, mut c51) =
+        (zero, zero, zero, zero, zero, zero);
     let mut b = tile.b;
     let mut offset = 0isize;
     for _ in 0..kc {
@@ -78,15 +85,36 @@ pub(crate) unsafe fn tile_avx2(kc: usize, tile: Tile, alpha: f32, beta: f32) {
         unsafe {
             let b0 = _mm256_loadu_ps(b);
             let b1 = _mm256_loadu_ps(b.add(8));
-            for (acc, a) in acc.iter_mut().zip([a0, a1, a2, a3, a4, a5]) {
-                let x = _mm256_broadcast_ss(&*a.offset(offset));
-                acc[0] = _mm256_fmadd_ps(x, b0, acc[0]);
-                acc[1] = _mm256_fmadd_ps(x, b1, acc[1]);
-            }
+            let x = _mm256_broadcast_ss(&*a0.offset(offset));
+            c00 = _mm256_fmadd_ps(x, b0, c00);
+            c01 = _mm256_fmadd_ps(x, b1, c01);
+            let x = _mm256_broadcast_ss(&*a1.offset(offset));
+            c10 = _mm256_fmadd_ps(x, b0, c10);
+            c11 = _mm256_fmadd_ps(x, b1, c11);
+            let x = _mm256_broadcast_ss(&*a2.offset(offset));
+            c20 = _mm256_fmadd_ps(x, b0, c20);
+            c21 = _mm256_fmadd_ps(x, b1, c21);
+            let x = _mm256_broadcast_ss(&*a3.offset(offset));
+            c30 = _mm256_fmadd_ps(x, b0, c30);
+            c31 = _mm256_fmadd_ps(x, b1, c31);
+            let x = _mm256_broadcast_ss(&*a4.offset(offset));
+            c40 = _mm256_fmadd_ps(x, b0, c40);
+            c41 = _mm256_fmadd_ps(x, b1, c41);
+            let x = _mm256_broadcast_ss(&*a5.offset(offset));
+            c50 = _mm256_fmadd_ps(x, b0, c50);
+            c51 = _mm256_fmadd_ps(x, b1, c51);
             b = b.add(NR);
         }
         offset += tile.a_col;
     }
+    let acc = [
+        [c00, c01],
+        [c10, c11],
+        [c20, c21],
+        [c30, c31],
+        [c40, c41],
+        [c50, c51],
+    ];
 
     let alpha_v = _mm256_set1_ps(alpha);
     if tile.rows == MR && tile.cols == NR && tile.c_col == 1 {
