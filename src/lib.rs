@@ -14,7 +14,9 @@
 //! proves it against central finite differences. Training is [`init`], [`optim`] and
 //! [`train`]; data loading is [`data`]; model files are [`model`] and training checkpoints
 //! [`checkpoint`]; evaluation is [`metrics`]. Inference into reusable buffers is [`inference`],
-//! with the matrix-vector product for a batch of one in [`linalg::gemv()`].
+//! with the matrix-vector product for a batch of one in [`linalg::gemv()`]. For repeated
+//! single examples, [`Predictor`] keeps a copy of the weights stored by column and skips the
+//! columns whose input is zero.
 //!
 //! Numerically, softmax subtracts each column's maximum, sigmoid never takes `exp` of a large
 //! positive number, and the cross-entropies clamp their log terms at -100, so softmax of
