@@ -35,7 +35,7 @@
 //! # Ok::<(), feedforward::Error>(())
 //! ```
 
-use ndarray::{ArrayView2, ArrayViewMut2, Axis};
+use ndarray::{ArrayView1, ArrayView2, ArrayViewMut2, Axis};
 
 use crate::activation::{Activation, leaky_relu, relu};
 use crate::error::Result;
@@ -231,27 +231,21 @@ impl<T: Float> Network<T> {
 
 /// Returns the first column of `x` as a slice, copied into `scratch` when it is strided.
 fn contiguous_column<'a, T: Float>(x: ArrayView2<'a, T>, scratch: &'a mut [T]) -> &'a [T] {
-    let column = x.index_axis_move(Axis(1), 0);
-    match column.to_slice() {
-        Some(contiguous) => contiguous,
-        None => {
-            let copy = &mut scratch[..column.len()];
-            for (target, &value) in copy.iter_mut().zip(column.iter()) {
-                *target = value;
-            }
-            copy
-        }
-    }
+    contiguous(x.index_axis_move(Axis(1), 0), scratch)
 }
 
 /// Returns the layer's bias as a slice, copied into `scratch` when it is strided.
 fn bias_slice<'a, T: Float>(layer: &'a Dense<T>, scratch: &'a mut [T]) -> &'a [T] {
-    let bias = layer.bias();
-    match bias.to_slice() {
+    contiguous(layer.bias(), scratch)
+}
+
+/// Returns `vector` as a slice, copied into the front of `scratch` when it is strided.
+fn contiguous<'a, T: Float>(vector: ArrayView1<'a, T>, scratch: &'a mut [T]) -> &'a [T] {
+    match vector.to_slice() {
         Some(contiguous) => contiguous,
         None => {
-            let copy = &mut scratch[..bias.len()];
-            for (target, &value) in copy.iter_mut().zip(bias.iter()) {
+            let copy = &mut scratch[..vector.len()];
+            for (target, &value) in copy.iter_mut().zip(vector.iter()) {
                 *target = value;
             }
             copy

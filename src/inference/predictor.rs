@@ -198,15 +198,17 @@ mod tests {
         })
     }
 
+    /// Runs `x` through [`Network::forward_into`] as one batch.
+    fn forward_batch<T: Float>(network: &Network<T>, x: ArrayView2<'_, T>) -> Array2<T> {
+        let mut buffers = InferenceBuffers::new();
+        network.forward_into(x, &mut buffers).unwrap().to_owned()
+    }
+
     #[test]
     fn batch_of_one_matches_batch_bits() {
         let network = network(3);
         let x = sparse_input(784, 12, 4);
-        let mut buffers = InferenceBuffers::new();
-        let batch = network
-            .forward_into(x.view(), &mut buffers)
-            .unwrap()
-            .to_owned();
+        let batch = forward_batch(&network, x.view());
         let mut predictor = Predictor::new(&network);
         assert!(predictor.skips_zeros());
 
@@ -249,8 +251,7 @@ mod tests {
         let mut predictor = Predictor::new(&network);
         assert!(!predictor.skips_zeros());
         let single = predictor.predict(x.view()).unwrap().to_owned();
-        let mut buffers = InferenceBuffers::new();
-        let dense = network.forward_into(x.view(), &mut buffers).unwrap();
+        let dense = forward_batch(&network, x.view());
         assert!(dense[[0, 0]].is_nan(), "0 * inf in the dense product");
         assert!(
             single[[0, 0]].is_nan(),
@@ -271,9 +272,7 @@ mod tests {
         let x = sparse_input(784, 5, 12);
         let mut predictor = Predictor::with_capacity(&network, 5);
         let got = predictor.predict(x.view()).unwrap().to_owned();
-        let mut buffers = InferenceBuffers::new();
-        let want = network.forward_into(x.view(), &mut buffers).unwrap();
-        assert_eq!(got, want);
+        assert_eq!(got, forward_batch(&network, x.view()));
     }
 
     #[test]
@@ -302,11 +301,7 @@ mod tests {
         let activations = [Activation::Tanh, Activation::Sigmoid];
         let network = Network::<f64>::random(&[30, 70, 4], &activations, &mut rng).unwrap();
         let x = sparse_input(30, 3, 18).mapv(f64::from);
-        let mut buffers = InferenceBuffers::new();
-        let batch = network
-            .forward_into(x.view(), &mut buffers)
-            .unwrap()
-            .to_owned();
+        let batch = forward_batch(&network, x.view());
         let mut predictor = Predictor::new(&network);
         for j in 0..3 {
             let single = predictor
