@@ -1,36 +1,5 @@
 //! [`Predictor`]: a network prepared for repeated inference, with a batch-of-one path that skips
-//! zero inputs.
-//!
-//! A batch of one column reads every weight once, so its latency is the time to stream the
-//! weights from the cache. The predictor keeps a copy of each `W[l]` (`n[l] x n[l-1]`) stored
-//! column by column, and computes `Z[l] = Σ_{k : A[l-1][k] ≠ 0} A[l-1][k] W[l][:, k] + b[l]`.
-//! Columns of `W[l]` whose input is zero are never read. Image backgrounds, one-hot features
-//! and the zeros of ReLU outputs all gain from this, while inputs with few zeros (standardized
-//! features, for instance) cost the same as a dense product.
-//!
-//! Batches of more than one column take [`Network::forward_into`] unchanged.
-//!
-//! Numerics, in `f32` on x86-64 with AVX2 and FMA: each output is summed in the same order and
-//! with the same rounding as the matrix product of a larger batch, for layers of up to 1,024
-//! inputs. A batch of one then gives the same bits as that column in any batch. The one
-//! exception is the sign of an exact zero: a skipped term can turn `-0.0` into `+0.0`. A layer
-//! with a non-finite weight reads every column, because `0 * inf` is NaN and skipping it would
-//! change the result. In other types and on other CPUs the order is the same but the kernel's
-//! rounding may differ from the product's.
-//!
-//! ```
-//! use feedforward::inference::Predictor;
-//! use feedforward::{Activation, Network, Rng};
-//! use ndarray::Array2;
-//!
-//! let network = Network::<f32>::random(&[4, 8, 3], &[Activation::Relu, Activation::Softmax], &mut Rng::new(0))?;
-//! let mut predictor = Predictor::new(&network);
-//! let x = Array2::from_shape_vec((4, 1), vec![0.0, 0.5, 0.0, 1.0]).unwrap();
-//! let y = predictor.predict(x.view())?;
-//! assert_eq!(y.dim(), (3, 1));
-//! assert!((y.sum() - 1.0).abs() < 1e-6);
-//! # Ok::<(), feedforward::Error>(())
-//! ```
+//! zero inputs. The type's documentation gives the method, the numerics and an example.
 
 use std::fmt;
 
@@ -45,9 +14,41 @@ use crate::network::Network;
 
 /// A network prepared for inference: a column-ordered copy of its weights and reusable buffers.
 ///
+/// A batch of one column reads every weight once, so its latency is the time to stream the
+/// weights from the cache. The predictor keeps a copy of each `W[l]` (`n[l] x n[l-1]`) stored
+/// column by column, and computes `Z[l] = Σ_{k : A[l-1][k] ≠ 0} A[l-1][k] W[l][:, k] + b[l]`.
+/// Columns of `W[l]` whose input is zero are never read. Image backgrounds, one-hot features
+/// and the zeros of ReLU outputs all gain from this, while inputs with few zeros (standardized
+/// features, for instance) cost the same as a dense product.
+///
+/// Batches of more than one column take [`Network::forward_into`] unchanged.
+///
 /// The predictor borrows the network, so the network cannot change while the predictor lives,
-/// and the copy cannot go stale. The copy takes as much memory as the weights, plus the
-/// padding of each layer's outputs to a multiple of 64.
+/// and the copy cannot go stale. The copy takes as much memory as the weights, plus up to 7
+/// rows of zeros per layer, because each layer's outputs are stored in panels of 64 and the
+/// last panel is rounded up to a multiple of 8.
+///
+/// Numerics, in `f32` on x86-64 with AVX2 and FMA: each output is summed in the same order and
+/// with the same rounding as the matrix product of a larger batch, for layers of up to 1,024
+/// inputs. A batch of one then gives the same bits as that column in any batch. The one
+/// exception is the sign of an exact zero: a skipped term can turn `-0.0` into `+0.0`. A layer
+/// with a non-finite weight reads every column, because `0 * inf` is NaN and skipping it would
+/// change the result. In other types and on other CPUs the order is the same but the kernel's
+/// rounding may differ from the product's.
+///
+/// ```
+/// use feedforward::inference::Predictor;
+/// use feedforward::{Activation, Network, Rng};
+/// use ndarray::Array2;
+///
+/// let network = Network::<f32>::random(&[4, 8, 3], &[Activation::Relu, Activation::Softmax], &mut Rng::new(0))?;
+/// let mut predictor = Predictor::new(&network);
+/// let x = Array2::from_shape_vec((4, 1), vec![0.0, 0.5, 0.0, 1.0]).unwrap();
+/// let y = predictor.predict(x.view())?;
+/// assert_eq!(y.dim(), (3, 1));
+/// assert!((y.sum() - 1.0).abs() < 1e-6);
+/// # Ok::<(), feedforward::Error>(())
+/// ```
 #[derive(Clone, Debug)]
 pub struct Predictor<'n, T> {
     network: &'n Network<T>,
@@ -65,7 +66,9 @@ impl<'n, T: Float> Predictor<'n, T> {
     }
 
     /// Prepares `network` for inference, with buffers sized for batches of up to `batch`
-    /// columns, so that no call up to that size allocates.
+    /// columns. Calls up to that size then allocate nothing themselves. The first call may
+    /// still start the product threads, and batches above one allocate wherever
+    /// [`Network::forward_into`] does.
     pub fn with_capacity(network: &'n Network<T>, batch: usize) -> Self {
         let panels = network
             .layers()
@@ -92,7 +95,7 @@ impl<'n, T: Float> Predictor<'n, T> {
     }
 
     /// Returns whether every layer skips zero inputs in a batch of one. A layer with a
-    /// non-finite weight does not.
+    /// non-finite weight reads every column, while the other layers still skip zeros.
     pub fn skips_zeros(&self) -> bool {
         self.panels.iter().all(ColumnPanels::all_finite)
     }
@@ -100,7 +103,7 @@ impl<'n, T: Float> Predictor<'n, T> {
     /// Returns the output `A[L]` (`n[L] x m`) for an input `X` (`n[0] x m`, any strides),
     /// borrowed from the predictor's buffers.
     ///
-    /// A batch of one takes the column path described in the module documentation. Other
+    /// A batch of one takes the column path described under [`Predictor`]. Other
     /// batches call [`Network::forward_into`], whose output is column-major when the examples
     /// are contiguous in memory (`X = rows.t()`). Once the buffers fit the batch, a call
     /// allocates nothing beyond what [`Network::forward_into`] does.
@@ -149,8 +152,9 @@ impl<'n, T: Float> Predictor<'n, T> {
     }
 }
 
-/// One line: the layer widths and whether a batch of one skips zero inputs, as in
-/// `Predictor(784-256-128-10, skips zeros)`.
+/// One line: the layer widths and which layers skip zero inputs in a batch of one, as in
+/// `Predictor(784-256-128-10, skips zeros)` or `Predictor(784-256-10, skips zeros in 1 of 2
+/// layers)`.
 impl<T: Float> fmt::Display for Predictor<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut widths = vec![self.network.inputs().to_string()];
@@ -160,10 +164,14 @@ impl<T: Float> fmt::Display for Predictor<'_, T> {
                 .iter()
                 .map(|l| l.outputs().to_string()),
         );
-        let zeros = if self.skips_zeros() {
-            "skips zeros"
+        let layers = self.panels.len();
+        let skipping = self.panels.iter().filter(|p| p.all_finite()).count();
+        let zeros = if skipping == layers {
+            "skips zeros".to_string()
+        } else if skipping == 0 {
+            "reads every column".to_string()
         } else {
-            "reads every column"
+            format!("skips zeros in {skipping} of {layers} layers")
         };
         write!(f, "Predictor({}, {zeros})", widths.join("-"))
     }
@@ -292,6 +300,14 @@ mod tests {
         assert_eq!(
             predictor.to_string(),
             "Predictor(784-256-128-10, skips zeros)"
+        );
+
+        let mut network = network.clone();
+        network.layers_mut()[1].weights_mut()[[0, 0]] = f32::NAN;
+        let predictor = Predictor::new(&network);
+        assert_eq!(
+            predictor.to_string(),
+            "Predictor(784-256-128-10, skips zeros in 2 of 3 layers)"
         );
     }
 

@@ -101,8 +101,12 @@ impl<T: Float> ColumnPanels<T> {
         let first = panels.start * PANEL;
         let end = (panels.end * PANEL).min(self.rows);
         assert_eq!(y.len(), end.saturating_sub(first), "output length");
-        if let Some(&last) = columns.last() {
-            assert!((last as usize) < self.cols, "column {last} out of range");
+        // Every listed column, not only the last: the kernel reads without bounds checks.
+        if let Some(largest) = columns.iter().copied().max() {
+            assert!(
+                (largest as usize) < self.cols,
+                "column {largest} out of range"
+            );
         }
 
         for (panel, out) in panels.zip(y.chunks_mut(PANEL)) {
@@ -176,7 +180,8 @@ fn sum_panel<T: Float>(weights: &[T], width: usize, x: &[T], columns: &[u32], su
                 5 => avx2::sum_panel_f32::<5>(weights, x, columns, sums),
                 6 => avx2::sum_panel_f32::<6>(weights, x, columns, sums),
                 7 => avx2::sum_panel_f32::<7>(weights, x, columns, sums),
-                _ => avx2::sum_panel_f32::<8>(weights, x, columns, sums),
+                8 => avx2::sum_panel_f32::<8>(weights, x, columns, sums),
+                _ => unreachable!("panel width {width} is not 8, 16, ... or {PANEL}"),
             }
         }
         return;
@@ -334,6 +339,14 @@ mod tests {
             let want: f32 = (0..9).map(|k| w[[i, k]] * x[k]).sum();
             assert_eq!(got, want, "row {i}");
         }
+    }
+
+    #[test]
+    #[should_panic(expected = "out of range")]
+    fn multiply_rejects_any_column_out_of_range() {
+        let panels = ColumnPanels::new(weights(8, 4).view());
+        let mut y = vec![0.0f32; 8];
+        panels.multiply(&[1.0; 4], &[1 << 26, 0], &mut y, 0..1);
     }
 
     #[test]
