@@ -14,8 +14,8 @@
 //!
 //! Numerics: output `i` is `fma(x[k], W[i, k], ...)` over the listed `k` in increasing order,
 //! starting from zero. In `f32` with AVX2 and FMA that is the order and rounding of the
-//! crate's own matrix product for inner dimensions up to its block of 1,024 steps, so a batch
-//! of one gives the same bits as the same column in a larger batch. Skipping `x[k] = 0` leaves
+//! crate's own matrix product for inner dimensions up to its block of 1,024 steps. A batch of
+//! one then gives the same bits as the same column in a larger batch. Skipping `x[k] = 0` leaves
 //! the sum unchanged only when `W[:, k]` is finite, because `0 * inf` is NaN. Callers skip
 //! zeros only for finite weights ([`ColumnPanels::all_finite`]).
 
