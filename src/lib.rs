@@ -68,6 +68,9 @@ pub mod optim;
 pub mod rng;
 pub mod train;
 
+#[cfg(test)]
+mod test_data;
+
 pub use activation::Activation;
 pub use cost::Cost;
 pub use data::{Dataset, Targets};

@@ -2,19 +2,9 @@ use super::*;
 use crate::activation::Activation;
 use ndarray::array;
 
-/// Two Gaussian blobs per class in 2-D, labels one-hot over 3 classes.
+/// Three Gaussian blobs in 2-D with standard deviation 0.5, labels one-hot over 3 classes.
 fn blobs(m: usize, seed: u64) -> (Array2<f32>, Array2<f32>) {
-    let mut rng = Rng::new(seed);
-    let centers = [(-2.0, 0.0), (2.0, 0.0), (0.0, 2.5)];
-    let mut x = Array2::zeros((m, 2));
-    let mut y = Array2::zeros((m, 3));
-    for i in 0..m {
-        let class = i % 3;
-        x[[i, 0]] = (centers[class].0 + 0.5 * rng.normal()) as f32;
-        x[[i, 1]] = (centers[class].1 + 0.5 * rng.normal()) as f32;
-        y[[i, class]] = 1.0;
-    }
-    (x, y)
+    crate::test_data::blobs(m, seed, 0.5)
 }
 
 fn classifier(seed: u64) -> Network<f32> {
