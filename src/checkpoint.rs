@@ -67,7 +67,6 @@ use serde::{Deserialize, Serialize};
 use crate::activation::Activation;
 use crate::cost::Cost;
 use crate::error::{Error, Result};
-use crate::layer::Dense;
 use crate::model::{self, F32Tensor};
 use crate::optim::StateTensor;
 use crate::rng::Rng;
@@ -214,12 +213,7 @@ impl Trainer {
         let metadata = CheckpointMetadata {
             format_version: FORMAT_VERSION,
             layer_sizes: self.network.sizes(),
-            activations: self
-                .network
-                .layers()
-                .iter()
-                .map(Dense::activation)
-                .collect(),
+            activations: self.network.activations(),
             cost: self.cost,
             config: self.config.clone(),
             history: self.history.clone(),

@@ -95,12 +95,7 @@ impl Model {
         ModelMetadata {
             format_version: FORMAT_VERSION,
             layer_sizes: self.network.sizes(),
-            activations: self
-                .network
-                .layers()
-                .iter()
-                .map(Dense::activation)
-                .collect(),
+            activations: self.network.activations(),
             cost: self.cost,
             class_names: self.class_names.clone(),
             feature_names: self.feature_names.clone(),

@@ -155,6 +155,11 @@ impl<T: Float> Network<T> {
         sizes
     }
 
+    /// Returns the activations `[g[1], .., g[L]]`, one per layer.
+    pub fn activations(&self) -> Vec<Activation> {
+        self.layers.iter().map(Dense::activation).collect()
+    }
+
     /// True when `sizes` equals [`Network::sizes`]; compares without building that vector, so
     /// the per-batch shape checks allocate nothing.
     fn has_sizes(&self, sizes: &[usize]) -> bool {

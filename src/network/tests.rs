@@ -21,6 +21,16 @@ fn one_hot(classes: usize, batch: usize) -> Array2<f64> {
 }
 
 #[test]
+fn sizes_and_activations_list_layers() {
+    let network = small_network(1);
+    assert_eq!(network.sizes(), [3, 5, 2]);
+    assert_eq!(
+        network.activations(),
+        [Activation::Relu, Activation::Softmax]
+    );
+}
+
+#[test]
 fn forward_matches_layer_by_layer() {
     let network = small_network(1);
     let x = Array2::from_shape_fn((3, 4), |(i, j)| i as f64 - j as f64 / 2.0);
