@@ -10,8 +10,8 @@
 //!
 //! A batch of one column with row-major weights (as every [`Dense`] built from a
 //! standard-layout array has) takes the matrix-vector product [`linalg::gemv()`]; other
-//! batches take [`linalg::gemm`]. [`Predictor`] prepares a copy of the weights for a faster
-//! batch of one that skips zero inputs. When the examples are contiguous in memory, as in
+//! batches take [`linalg::gemm`]. [`Predictor`] prepares a copy of the weights, with which a
+//! batch of one skips zero inputs and runs faster. When the examples are contiguous in memory, as in
 //! `X = rows.t()` for a data set stored one example per row, each layer computes
 //! `Z[l]^T = A[l-1]^T W[l]^T` (`m x n[l]`, row-major) instead. The product then reads the
 //! examples in place rather than gathering them, and the output is returned as a column-major

@@ -5,7 +5,7 @@ use crate::train::{EarlyStopping, TrainData};
 use ndarray::Array2;
 use safetensors::tensor::{Dtype, TensorView};
 
-/// Three Gaussian blobs in 2-D with standard deviation 1.5, labels one-hot over 3 classes.
+/// Draws three Gaussian blobs in 2-D with standard deviation 1.5, labels one-hot over 3 classes.
 fn blobs(m: usize, seed: u64) -> (Array2<f32>, Array2<f32>) {
     crate::test_data::blobs(m, seed, 1.5)
 }

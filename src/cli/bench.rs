@@ -86,6 +86,11 @@ fn single_image_latency(
     predictor: &mut Predictor<'_, f32>,
     features: ndarray::ArrayView2<'_, f32>,
 ) -> Result<f64> {
+    anyhow::ensure!(
+        features.nrows() > 0,
+        "the test set has no images, so batch-1 latency cannot be timed. Pass --data a \
+         directory whose t10k files contain at least one image"
+    );
     let mut latency = Vec::new();
     for round in 0..1100 {
         let image = round % features.nrows();

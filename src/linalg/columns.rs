@@ -89,7 +89,8 @@ impl<T: Float> ColumnPanels<T> {
     /// Computes the outputs of the panels `panels`: `y[i - first] = Σ_{k in columns} x[k] W[i, k]`
     /// for the rows `i` the panels cover, where `first` is the first panel's first row.
     ///
-    /// `columns` lists the inputs to sum, in increasing order, as [`nonzero_columns`] builds it.
+    /// `columns` lists the inputs to sum. Listed in increasing order, as [`nonzero_columns`]
+    /// builds them, they are summed in the matrix product's order.
     /// `y` has one entry per covered row (fewer than `panels.len() * PANEL` for the last panel).
     ///
     /// # Panics
@@ -101,7 +102,8 @@ impl<T: Float> ColumnPanels<T> {
         let first = panels.start * PANEL;
         let end = (panels.end * PANEL).min(self.rows);
         assert_eq!(y.len(), end.saturating_sub(first), "output length");
-        // Every listed column, not only the last: the kernel reads without bounds checks.
+        // Check the largest entry, not the last, because the kernel reads every listed column
+        // without bounds checks and the list need not be sorted.
         if let Some(largest) = columns.iter().copied().max() {
             assert!(
                 (largest as usize) < self.cols,
@@ -123,8 +125,8 @@ impl<T: Float> ColumnPanels<T> {
 /// Writes the indices `k` with `x[k] != 0` to the front of `columns`, in increasing order, and
 /// returns how many there are. NaN counts as nonzero, so it reaches the output.
 ///
-/// The loop has no data-dependent branch: scattered zeros, such as a ReLU layer's, would make
-/// a branch mispredict about half the time.
+/// The loop has no data-dependent branch, because scattered zeros, such as a ReLU layer's,
+/// would make a branch mispredict about half the time.
 ///
 /// # Panics
 ///
@@ -151,8 +153,8 @@ pub(crate) fn nonzero_columns<T: Float>(x: &[T], columns: &mut [u32]) -> usize {
     count
 }
 
-/// Writes `0, 1, ..., x.len() - 1` to `columns` and returns `x.len()`: the list that skips
-/// nothing.
+/// Writes `0, 1, ..., x.len() - 1` to `columns` and returns `x.len()`, so that no column is
+/// skipped.
 pub(crate) fn all_columns<T>(x: &[T], columns: &mut [u32]) -> usize {
     for (k, column) in columns[..x.len()].iter_mut().enumerate() {
         *column = k as u32;
@@ -167,7 +169,7 @@ fn sum_panel<T: Float>(weights: &[T], width: usize, x: &[T], columns: &[u32], su
     if TypeId::of::<T>() == TypeId::of::<f32>() && super::kernel::available() {
         // SAFETY: `T` is `f32` (same `TypeId`), so the casts only rename the element type of
         // the same memory. The CPU has AVX2 and FMA, and `multiply` checked every listed column
-        // against `x.len()`, which is the number of columns whose `width` values `weights` holds.
+        // against `x.len()`, which is the number of columns whose `width` values `weights` contains.
         unsafe {
             let weights = std::slice::from_raw_parts(weights.as_ptr().cast::<f32>(), weights.len());
             let x = std::slice::from_raw_parts(x.as_ptr().cast::<f32>(), x.len());
@@ -286,7 +288,7 @@ mod avx2 {
             // them. Ask for the column `PREFETCH_AHEAD` places on while this one is summed.
             if let Some(&ahead) = columns.get(i + PREFETCH_AHEAD) {
                 // SAFETY: the caller guarantees that every listed column lies inside
-                // `weights`, so its four cache lines do too.
+                // `weights`, so its cache lines do too.
                 unsafe {
                     let column = weights.as_ptr().add(ahead as usize * width).cast::<i8>();
                     for offset in (0..4 * width).step_by(64) {

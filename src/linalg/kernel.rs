@@ -69,9 +69,9 @@ pub(crate) unsafe fn tile_avx2(kc: usize, tile: Tile, alpha: f32, beta: f32) {
     let last = tile.rows as isize - 1;
     let row = |i: isize| unsafe { tile.a.offset(tile.a_row * i.min(last)) };
     let (a0, a1, a2, a3, a4, a5) = (row(0), row(1), row(2), row(3), row(4), row(5));
-    // Twelve named accumulators rather than an array: with the array, the compiler kept one
-    // accumulator in the register it also used for the broadcast, and copied it out and back
-    // in every step.
+    // Twelve named accumulators rather than an array, because with the array the compiler kept
+    // one accumulator in the register it also used for the broadcast, and copied it out and
+    // back in every step.
     let zero = _mm256_setzero_ps();
     let (mut c00, mut c01, mut c10, mut c11, mut c20, mut c21) =
         (zero, zero, zero, zero, zero, zero);

@@ -296,7 +296,7 @@ unsafe fn pack_a_block(
     out: &mut [f32],
 ) {
     if a.row == 1 {
-        // SAFETY: the caller's guarantees, and the row stride is 1.
+        // SAFETY: the caller guarantees that the block lies inside `A`, and the row stride is 1.
         unsafe { pack_column_major_a_block(a, i0, p0, mc, kc, out) };
         return;
     }

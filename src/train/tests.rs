@@ -2,7 +2,7 @@ use super::*;
 use crate::activation::Activation;
 use ndarray::array;
 
-/// Three Gaussian blobs in 2-D with standard deviation 0.5, labels one-hot over 3 classes.
+/// Draws three Gaussian blobs in 2-D with standard deviation 0.5, labels one-hot over 3 classes.
 fn blobs(m: usize, seed: u64) -> (Array2<f32>, Array2<f32>) {
     crate::test_data::blobs(m, seed, 0.5)
 }
