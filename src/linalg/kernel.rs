@@ -10,9 +10,8 @@
 //! weights, their transposes and packed panels all work without copying. `B` must be packed:
 //! 16 consecutive values per step, zero beyond the matrix's last column.
 //!
-//! [`tile_avx2`] runs over every step of the block; [`tile_steps_avx2`] over a list of steps,
-//! so that the caller can leave out the steps at which the panel of `B` is zero. Both share
-//! the step (the `step!` macro) and the write to `C` ([`store`]).
+//! [`tile_avx2`] runs over every step of the block, or over a list of steps, so that the
+//! caller can leave out the steps at which the panel of `B` is zero ([`Steps`]).
 
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
@@ -56,17 +55,6 @@ pub(crate) fn available() -> bool {
     }
 }
 
-/// Updates one tile over `kc` steps: `C = alpha A B + beta C` on its valid rows and columns.
-///
-/// With `beta = 0`, `C` is written without being read. Rows past `tile.rows` recompute the last
-/// valid row of `A` and are discarded, so `A` is never read out of bounds.
-///
-/// # Safety
-///
-/// The CPU must have AVX2 and FMA ([`available`]). `tile.a` must be valid for `tile.rows` rows
-/// and `kc` columns with its strides, `tile.b` for `kc * NR` values, and `tile.c` for
-/// `tile.rows x tile.cols` writes with its strides. Also `1 <= rows <= MR` and
-/// `1 <= cols <= NR`.
 /// One step of the tile: both vectors of `B` at `$b`, and the six rows of `A` at `$offset`
 /// from their row pointers, added into the twelve accumulators.
 macro_rules! step {
@@ -96,20 +84,37 @@ macro_rules! step {
     }};
 }
 
-/// Updates one tile over `kc` steps: `C = alpha A B + beta C` on its valid rows and columns.
+/// The steps of the block that a tile sums over.
+#[derive(Clone, Copy)]
+pub(crate) enum Steps<'a> {
+    /// Every step from 0 to `kc - 1`.
+    All(usize),
+    /// The listed steps, in increasing order: those at which the panel of `B` has a nonzero
+    /// value.
+    Listed(&'a [u32]),
+}
+
+/// Updates one tile: `C = alpha A B + beta C` on its valid rows and columns, summed over
+/// `steps`.
 ///
 /// With `beta = 0`, `C` is written without being read. Rows past `tile.rows` recompute the last
 /// valid row of `A` and are discarded, so `A` is never read out of bounds.
 ///
+/// A step left out of [`Steps::Listed`] would add `A[i, p] * 0` to each sum. For finite
+/// `A[i, p]` that term is a zero, and adding a zero to an accumulator that starts at `+0`
+/// leaves its bits unchanged, so the tile comes out bit-identical to one over all steps. For an
+/// infinite or NaN `A[i, p]` the term is NaN, so the caller must list every step unless the
+/// rows of `A` are finite.
+///
 /// # Safety
 ///
-/// The CPU must have AVX2 and FMA ([`available`]). `tile.a` must be valid for `tile.rows` rows
-/// and `kc` columns with its strides, `tile.b` for `kc * NR` values, and `tile.c` for
-/// `tile.rows x tile.cols` writes with its strides. Also `1 <= rows <= MR` and
-/// `1 <= cols <= NR`.
+/// The CPU must have AVX2 and FMA ([`available`]). With `kc` steps in the block (every listed
+/// step below `kc`), `tile.a` must be valid for `tile.rows` rows and `kc` columns with its
+/// strides, `tile.b` for `kc * NR` values, and `tile.c` for `tile.rows x tile.cols` writes with
+/// its strides. Also `1 <= rows <= MR` and `1 <= cols <= NR`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-pub(crate) unsafe fn tile_avx2(kc: usize, tile: Tile, alpha: f32, beta: f32) {
+pub(crate) unsafe fn tile_avx2(steps: Steps<'_>, tile: Tile, alpha: f32, beta: f32) {
     let rows = row_pointers(&tile);
     // Twelve named accumulators rather than an array, because with the array the compiler kept
     // one accumulator in the register it also used for the broadcast, and copied it out and
@@ -119,81 +124,45 @@ pub(crate) unsafe fn tile_avx2(kc: usize, tile: Tile, alpha: f32, beta: f32) {
         (zero, zero, zero, zero, zero, zero);
     let (mut c30, mut c31, mut c40, mut c41, mut c50, mut c51) =
         (zero, zero, zero, zero, zero, zero);
-    let mut b = tile.b;
-    let mut offset = 0isize;
-    for _ in 0..kc {
-        // SAFETY: the caller guarantees `kc` steps of `A` through its strides and `kc * NR`
-        // packed values of `B`.
-        unsafe {
-            step!(
-                b,
-                offset,
-                rows,
-                (
-                    &mut c00, &mut c01, &mut c10, &mut c11, &mut c20, &mut c21, &mut c30, &mut c31,
-                    &mut c40, &mut c41, &mut c50, &mut c51
-                )
-            );
-            b = b.add(NR);
+    match steps {
+        Steps::All(kc) => {
+            let mut b = tile.b;
+            let mut offset = 0isize;
+            for _ in 0..kc {
+                // SAFETY: the caller guarantees `kc` steps of `A` through its strides and
+                // `kc * NR` packed values of `B`.
+                unsafe {
+                    step!(
+                        b,
+                        offset,
+                        rows,
+                        (
+                            &mut c00, &mut c01, &mut c10, &mut c11, &mut c20, &mut c21, &mut c30,
+                            &mut c31, &mut c40, &mut c41, &mut c50, &mut c51
+                        )
+                    );
+                    b = b.add(NR);
+                }
+                offset += tile.a_col;
+            }
         }
-        offset += tile.a_col;
-    }
-    let acc = [
-        [c00, c01],
-        [c10, c11],
-        [c20, c21],
-        [c30, c31],
-        [c40, c41],
-        [c50, c51],
-    ];
-    // SAFETY: forwarded from the caller.
-    unsafe { store(&acc, &tile, alpha, beta) };
-}
-
-/// Does what [`tile_avx2`] does, but sums only over the listed steps of the block: the steps
-/// at which the panel of `B` has a nonzero value.
-///
-/// A step left out adds `A[i, p] * 0` to each sum. For finite `A[i, p]` that term is a zero,
-/// and adding a zero to an accumulator that starts at `+0` leaves its bits unchanged, so the
-/// tile comes out bit-identical to [`tile_avx2`] over all steps. For an infinite or NaN
-/// `A[i, p]` the term would be NaN, so the caller must list every step unless the rows of `A`
-/// are finite.
-///
-/// `A_COL` is `tile.a_col` when known at compile time (a packed `A` or a row-major one), so
-/// that a step's offset needs no multiplication, or 0 to read it from `tile`.
-///
-/// # Safety
-///
-/// As for [`tile_avx2`], with every listed step below `kc`, and `A_COL` 0 or `tile.a_col`.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-pub(crate) unsafe fn tile_steps_avx2<const A_COL: isize>(
-    steps: &[u32],
-    tile: Tile,
-    alpha: f32,
-    beta: f32,
-) {
-    let a_col = if A_COL == 0 { tile.a_col } else { A_COL };
-    let rows = row_pointers(&tile);
-    let zero = _mm256_setzero_ps();
-    let (mut c00, mut c01, mut c10, mut c11, mut c20, mut c21) =
-        (zero, zero, zero, zero, zero, zero);
-    let (mut c30, mut c31, mut c40, mut c41, mut c50, mut c51) =
-        (zero, zero, zero, zero, zero, zero);
-    for &p in steps {
-        // SAFETY: the caller guarantees that step `p` lies inside the block of `A` and the
-        // packed panel of `B`.
-        unsafe {
-            let b = tile.b.add(p as usize * NR);
-            step!(
-                b,
-                p as isize * a_col,
-                rows,
-                (
-                    &mut c00, &mut c01, &mut c10, &mut c11, &mut c20, &mut c21, &mut c30, &mut c31,
-                    &mut c40, &mut c41, &mut c50, &mut c51
-                )
-            );
+        Steps::Listed(list) => {
+            for &p in list {
+                // SAFETY: the caller guarantees that step `p` lies inside the block of `A` and
+                // the packed panel of `B`.
+                unsafe {
+                    let b = tile.b.add(p as usize * NR);
+                    step!(
+                        b,
+                        p as isize * tile.a_col,
+                        rows,
+                        (
+                            &mut c00, &mut c01, &mut c10, &mut c11, &mut c20, &mut c21, &mut c30,
+                            &mut c31, &mut c40, &mut c41, &mut c50, &mut c51
+                        )
+                    );
+                }
+            }
         }
     }
     let acc = [
@@ -204,34 +173,6 @@ pub(crate) unsafe fn tile_steps_avx2<const A_COL: isize>(
         [c40, c41],
         [c50, c51],
     ];
-    // SAFETY: forwarded from the caller.
-    unsafe { store(&acc, &tile, alpha, beta) };
-}
-
-/// Returns the tile's six row pointers into `A`. Rows past `tile.rows` repeat the last valid row.
-fn row_pointers(
-    tile: &Tile,
-) -> (
-    *const f32,
-    *const f32,
-    *const f32,
-    *const f32,
-    *const f32,
-    *const f32,
-) {
-    let last = tile.rows as isize - 1;
-    let row = |i: isize| tile.a.wrapping_offset(tile.a_row * i.min(last));
-    (row(0), row(1), row(2), row(3), row(4), row(5))
-}
-
-/// Writes `alpha acc + beta C` to the tile's valid rows and columns of `C`.
-///
-/// # Safety
-///
-/// As for [`tile_avx2`].
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn store(acc: &[[__m256; 2]; MR], tile: &Tile, alpha: f32, beta: f32) {
     let alpha_v = _mm256_set1_ps(alpha);
     if tile.rows == MR && tile.cols == NR && tile.c_col == 1 {
         for (i, acc) in acc.iter().enumerate() {
@@ -277,4 +218,20 @@ unsafe fn store(acc: &[[__m256; 2]; MR], tile: &Tile, alpha: f32, beta: f32) {
             }
         }
     }
+}
+
+/// Returns the tile's six row pointers into `A`. Rows past `tile.rows` repeat the last valid row.
+fn row_pointers(
+    tile: &Tile,
+) -> (
+    *const f32,
+    *const f32,
+    *const f32,
+    *const f32,
+    *const f32,
+    *const f32,
+) {
+    let last = tile.rows as isize - 1;
+    let row = |i: isize| tile.a.wrapping_offset(tile.a_row * i.min(last));
+    (row(0), row(1), row(2), row(3), row(4), row(5))
 }

@@ -19,7 +19,7 @@
 //! steps are common: a ReLU layer's output is zero for an example wherever a unit is inactive,
 //! and an image's background pixels are zero. While packing `B`, [`pack_b`] lists
 //! each panel's nonzero steps. A panel with at least one step in [`SKIP_FROM`] zero is then
-//! summed over its list alone ([`kernel::tile_steps_avx2`]), in the same order, so the result
+//! summed over its list alone ([`kernel::Steps::Listed`]), in the same order, so the result
 //! keeps every bit: `A[i, p] * 0` is a zero, and adding a zero to a sum that starts at `+0`
 //! changes nothing. The exception is an infinite or NaN `A[i, p]`, for which the term is NaN;
 //! a block of `A` is therefore checked once per product, and a block with any such value
@@ -32,7 +32,7 @@
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU8, Ordering};
 
-use super::kernel::{self, MR, NR, Tile};
+use super::kernel::{self, MR, NR, Steps, Tile};
 use super::pool;
 
 /// Largest block of the inner dimension. Every block adds a pass over `C`. On this project's
@@ -136,6 +136,7 @@ impl Product {
     ///
     /// The block must lie inside `A`, and `packed`, when given, must hold it as
     /// [`pack_a_block`] wrote it.
+    #[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx2,fma"))]
     unsafe fn a_is_finite(
         &self,
         ic: usize,
@@ -330,7 +331,7 @@ struct Buffers<'a> {
 }
 
 /// A panel whose zero steps are at least `1 / SKIP_FROM` of its steps sums only over the nonzero
-/// ones ([`kernel::tile_steps_avx2`]). A listed step costs about 2.5% more than a step of the
+/// ones ([`kernel::Steps::Listed`]). A listed step costs about 2.5% more than a step of the
 /// plain loop (measured with every step listed), so skipping 1 in 16 still gains.
 const SKIP_FROM: usize = 16;
 
@@ -346,6 +347,7 @@ const SKIP_MIN_COLUMNS: usize = 256;
 
 /// Computes the block `rows x cols` of `C` with the thread's buffers borrowed: the body of
 /// [`block`].
+#[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx2,fma"))]
 unsafe fn block_with(
     product: &Product,
     rows: std::ops::Range<usize>,
@@ -418,23 +420,22 @@ unsafe fn block_with(
                             rows: MR.min(mc - ir),
                             cols: NR.min(nc - jr),
                         };
-                        // SAFETY: the tile is inside the matrices and every listed step is
-                        // below `kc`; `available` was checked by the caller of `sgemm`.
+                        let steps = match listed {
+                            Some(list) => Steps::Listed(list),
+                            None => Steps::All(kc),
+                        };
                         #[cfg(test)]
                         if listed.is_some() {
                             SKIPPED_TILES.fetch_add(1, Ordering::Relaxed);
                         }
+                        // SAFETY: the tile is inside the matrices and every listed step is
+                        // below `kc`. The caller of `sgemm` checked `available`.
                         #[cfg(target_arch = "x86_64")]
                         unsafe {
-                            match listed {
-                                Some(list) => {
-                                    kernel::tile_steps_avx2::<0>(list, tile, product.alpha, beta)
-                                }
-                                None => kernel::tile_avx2(kc, tile, product.alpha, beta),
-                            }
+                            kernel::tile_avx2(steps, tile, product.alpha, beta)
                         };
                         #[cfg(not(target_arch = "x86_64"))]
-                        let _ = (tile, beta, listed);
+                        let _ = (tile, beta, steps);
                     }
                 }
             }
@@ -448,6 +449,7 @@ unsafe fn block_with(
 /// # Safety
 ///
 /// The block must lie inside `A`.
+#[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx2,fma"))]
 unsafe fn block_is_finite(
     a: Strided<*const f32>,
     i0: usize,
@@ -484,6 +486,7 @@ unsafe fn block_is_finite(
 
 /// Returns whether the `mc x kc` values that [`pack_a_block`] wrote to `out` are all finite.
 /// The unused rows of a last, shorter panel are not read.
+#[inline]
 fn packed_is_finite(out: &[f32], mc: usize, kc: usize) -> bool {
     let magnitude = |worst: u32, value: &f32| worst.max(value.to_bits() & 0x7fff_ffff);
     let full = mc / MR;
@@ -504,6 +507,7 @@ fn packed_is_finite(out: &[f32], mc: usize, kc: usize) -> bool {
 /// # Safety
 ///
 /// The block must lie inside `A`; `out` must hold `mc x kc` values rounded up to whole panels.
+#[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx2,fma"))]
 unsafe fn pack_a_block(
     a: Strided<*const f32>,
     i0: usize,
@@ -547,6 +551,7 @@ unsafe fn pack_a_block(
 /// # Safety
 ///
 /// As for [`pack_a_block`], and `a.row == 1`.
+#[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx2,fma"))]
 unsafe fn pack_column_major_a_block(
     a: Strided<*const f32>,
     i0: usize,
@@ -581,6 +586,7 @@ unsafe fn pack_column_major_a_block(
 ///
 /// The block must lie inside `B`; `out` must hold `kc x nc` rounded up to whole panels, and
 /// `lists.0` [`KC`] values for each panel.
+#[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx2,fma"))]
 unsafe fn pack_b(
     b: Strided<*const f32>,
     p0: usize,
@@ -778,6 +784,10 @@ mod tests {
 
     #[test]
     fn packs_column_major_block_of_full_size() {
+        if !super::available() {
+            // The packing and checking functions are compiled for AVX2 and FMA.
+            return;
+        }
         // A block of MC x KC fills the buffer exactly, as the largest block does.
         for (mc, kc) in [(MC, KC), (MC - 2, 7)] {
             let w = filled(kc + 3, mc + 5, 10);
@@ -957,6 +967,10 @@ mod tests {
 
     #[test]
     fn finiteness_checks_read_only_the_block() {
+        if !super::available() {
+            // The packing and checking functions are compiled for AVX2 and FMA.
+            return;
+        }
         let mut a = filled(20, 30, 19);
         a[[0, 0]] = f32::INFINITY;
         a[[19, 29]] = f32::NAN;
