@@ -89,9 +89,9 @@ macro_rules! step {
 pub(crate) enum Steps<'a> {
     /// Every step from 0 to `kc - 1`.
     All(usize),
-    /// The listed steps, in increasing order: those at which the panel of `B` has a nonzero
-    /// value.
-    Listed(&'a [u32]),
+    /// The listed steps, in increasing order, out of the block's `kc`: those at which the panel
+    /// of `B` has a nonzero value.
+    Listed { steps: &'a [u32], kc: usize },
 }
 
 /// Updates one tile: `C = alpha A B + beta C` on its valid rows and columns, summed over
@@ -101,10 +101,12 @@ pub(crate) enum Steps<'a> {
 /// valid row of `A` and are discarded, so `A` is never read out of bounds.
 ///
 /// A step left out of [`Steps::Listed`] would add `A[i, p] * 0` to each sum. For finite
-/// `A[i, p]` that term is a zero, and adding a zero to an accumulator that starts at `+0`
-/// leaves its bits unchanged, so the tile comes out bit-identical to one over all steps. For an
-/// infinite or NaN `A[i, p]` the term is NaN, so the caller must list every step unless the
-/// rows of `A` are finite.
+/// `A[i, p]` that term is a zero, and adding a zero to a nonzero sum or to `+0` leaves its bits
+/// unchanged. Only a sum at `-0` (a product that underflowed, for instance) can differ: `-0 + +0`
+/// is `+0`. So the listed sum equals the full one except where it ends at `-0`. A tile with a
+/// `-0` sum is therefore summed again over every step, and the tile comes out bit-identical to
+/// one over all steps. For an infinite or NaN `A[i, p]` the term is NaN, so the caller must list every
+/// step unless the rows of `A` are finite.
 ///
 /// # Safety
 ///
@@ -116,62 +118,28 @@ pub(crate) enum Steps<'a> {
 #[target_feature(enable = "avx2,fma")]
 pub(crate) unsafe fn tile_avx2(steps: Steps<'_>, tile: Tile, alpha: f32, beta: f32) {
     let rows = row_pointers(&tile);
-    // Twelve named accumulators rather than an array, because with the array the compiler kept
-    // one accumulator in the register it also used for the broadcast, and copied it out and
-    // back in every step.
-    let zero = _mm256_setzero_ps();
-    let (mut c00, mut c01, mut c10, mut c11, mut c20, mut c21) =
-        (zero, zero, zero, zero, zero, zero);
-    let (mut c30, mut c31, mut c40, mut c41, mut c50, mut c51) =
-        (zero, zero, zero, zero, zero, zero);
-    match steps {
-        Steps::All(kc) => {
-            let mut b = tile.b;
-            let mut offset = 0isize;
-            for _ in 0..kc {
-                // SAFETY: the caller guarantees `kc` steps of `A` through its strides and
-                // `kc * NR` packed values of `B`.
-                unsafe {
-                    step!(
-                        b,
-                        offset,
-                        rows,
-                        (
-                            &mut c00, &mut c01, &mut c10, &mut c11, &mut c20, &mut c21, &mut c30,
-                            &mut c31, &mut c40, &mut c41, &mut c50, &mut c51
-                        )
-                    );
-                    b = b.add(NR);
-                }
-                offset += tile.a_col;
+    let sums = match steps {
+        // SAFETY: forwarded from the caller.
+        Steps::All(kc) => unsafe { sum_all(kc, &tile, rows) },
+        Steps::Listed { steps: list, kc } => {
+            // SAFETY: forwarded from the caller.
+            let sums = unsafe { sum_listed(list, &tile, rows) };
+            if has_negative_zero(&sums) {
+                // A `-0` sum may be `+0` over every step (see above), so sum again over all.
+                // SAFETY: forwarded from the caller.
+                unsafe { sum_all(kc, &tile, rows) }
+            } else {
+                sums
             }
         }
-        Steps::Listed(list) => {
-            for &p in list {
-                // SAFETY: the caller guarantees that step `p` lies inside the block of `A` and
-                // the packed panel of `B`.
-                unsafe {
-                    let b = tile.b.add(p as usize * NR);
-                    step!(
-                        b,
-                        p as isize * tile.a_col,
-                        rows,
-                        (
-                            &mut c00, &mut c01, &mut c10, &mut c11, &mut c20, &mut c21, &mut c30,
-                            &mut c31, &mut c40, &mut c41, &mut c50, &mut c51
-                        )
-                    );
-                }
-            }
-        }
-    }
+    };
     let acc = [
-        [c00, c01],
-        [c10, c11],
-        [c20, c21],
-        [c30, c31],
-        [c40, c41],
-        [c50, c51],
+        [sums[0], sums[1]],
+        [sums[2], sums[3]],
+        [sums[4], sums[5]],
+        [sums[6], sums[7]],
+        [sums[8], sums[9]],
+        [sums[10], sums[11]],
     ];
     let alpha_v = _mm256_set1_ps(alpha);
     if tile.rows == MR && tile.cols == NR && tile.c_col == 1 {
@@ -220,17 +188,105 @@ pub(crate) unsafe fn tile_avx2(steps: Steps<'_>, tile: Tile, alpha: f32, beta: f
     }
 }
 
+/// The tile's six row pointers into `A`, from [`row_pointers`].
+type Rows = (
+    *const f32,
+    *const f32,
+    *const f32,
+    *const f32,
+    *const f32,
+    *const f32,
+);
+
+/// Returns the tile's twelve sums (row by row, two vectors a row) over every step of the
+/// block.
+///
+/// # Safety
+///
+/// As for [`tile_avx2`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn sum_all(kc: usize, tile: &Tile, rows: Rows) -> [__m256; 2 * MR] {
+    // Twelve named accumulators rather than an array, because with the array the compiler kept
+    // one accumulator in the register it also used for the broadcast, and copied it out and
+    // back in every step.
+    let zero = _mm256_setzero_ps();
+    let (mut c00, mut c01, mut c10, mut c11, mut c20, mut c21) =
+        (zero, zero, zero, zero, zero, zero);
+    let (mut c30, mut c31, mut c40, mut c41, mut c50, mut c51) =
+        (zero, zero, zero, zero, zero, zero);
+    let mut b = tile.b;
+    let mut offset = 0isize;
+    for _ in 0..kc {
+        // SAFETY: the caller guarantees `kc` steps of `A` through its strides and `kc * NR`
+        // packed values of `B`.
+        unsafe {
+            step!(
+                b,
+                offset,
+                rows,
+                (
+                    &mut c00, &mut c01, &mut c10, &mut c11, &mut c20, &mut c21, &mut c30, &mut c31,
+                    &mut c40, &mut c41, &mut c50, &mut c51
+                )
+            );
+            b = b.add(NR);
+        }
+        offset += tile.a_col;
+    }
+    [c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51]
+}
+
+/// Returns the tile's twelve sums over the listed steps.
+///
+/// # Safety
+///
+/// As for [`tile_avx2`], with every listed step below the block's `kc`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn sum_listed(list: &[u32], tile: &Tile, rows: Rows) -> [__m256; 2 * MR] {
+    let zero = _mm256_setzero_ps();
+    let (mut c00, mut c01, mut c10, mut c11, mut c20, mut c21) =
+        (zero, zero, zero, zero, zero, zero);
+    let (mut c30, mut c31, mut c40, mut c41, mut c50, mut c51) =
+        (zero, zero, zero, zero, zero, zero);
+    for &p in list {
+        // SAFETY: the caller guarantees that step `p` lies inside the block of `A` and the
+        // packed panel of `B`.
+        unsafe {
+            let b = tile.b.add(p as usize * NR);
+            step!(
+                b,
+                p as isize * tile.a_col,
+                rows,
+                (
+                    &mut c00, &mut c01, &mut c10, &mut c11, &mut c20, &mut c21, &mut c30, &mut c31,
+                    &mut c40, &mut c41, &mut c50, &mut c51
+                )
+            );
+        }
+    }
+    [c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51]
+}
+
+/// Returns whether any lane of `sums` is `-0`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn has_negative_zero(sums: &[__m256; 2 * MR]) -> bool {
+    let zero = _mm256_setzero_ps();
+    let mut signs = zero;
+    for &sum in sums {
+        // The mask keeps the lanes equal to zero, and their sign bit separates `-0` from `+0`.
+        let zeros = _mm256_and_ps(_mm256_cmp_ps::<_CMP_EQ_OQ>(sum, zero), sum);
+        signs = _mm256_or_ps(signs, zeros);
+    }
+    _mm256_movemask_ps(signs) != 0
+}
+
 /// Returns the tile's six row pointers into `A`. Rows past `tile.rows` repeat the last valid row.
-fn row_pointers(
-    tile: &Tile,
-) -> (
-    *const f32,
-    *const f32,
-    *const f32,
-    *const f32,
-    *const f32,
-    *const f32,
-) {
+fn row_pointers(tile: &Tile) -> Rows {
     let last = tile.rows as isize - 1;
     let row = |i: isize| tile.a.wrapping_offset(tile.a_row * i.min(last));
     (row(0), row(1), row(2), row(3), row(4), row(5))

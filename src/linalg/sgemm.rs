@@ -19,12 +19,14 @@
 //! steps are common: a ReLU layer's output is zero for an example wherever a unit is inactive,
 //! and an image's background pixels are zero. While packing `B`, [`pack_b`] lists
 //! each panel's nonzero steps. A panel with at least one step in [`SKIP_FROM`] zero is then
-//! summed over its list alone ([`kernel::Steps::Listed`]), in the same order, so the result
-//! keeps every bit: `A[i, p] * 0` is a zero, and adding a zero to a sum that starts at `+0`
-//! changes nothing. The exception is an infinite or NaN `A[i, p]`, for which the term is NaN;
-//! a block of `A` is therefore checked once per product, and a block with any such value
-//! is summed over every step. The check costs a pass over `A`, so products with fewer
-//! than [`SKIP_MIN_COLUMNS`] columns sum every step. On Fashion-MNIST, about 8% of the panel
+//! summed over its list alone ([`kernel::Steps::Listed`]), in the same order. The result keeps
+//! every bit, because `A[i, p] * 0` is a zero, and adding a zero to a nonzero sum or to `+0`
+//! changes nothing. A tile whose sum ends at `-0`, where the skipped zeros could have made it
+//! `+0`, is summed again over every step. An infinite or NaN `A[i, p]` would make the term
+//! NaN, so a block of `A` with any such value is summed over every step. In a split by
+//! columns, the chunks share each block's check (for the first [`VERDICTS`] blocks);
+//! otherwise each chunk checks the blocks it reads. The check costs a pass over `A`, so
+//! products with fewer than [`SKIP_MIN_COLUMNS`] columns sum every step. On Fashion-MNIST, about 8% of the panel
 //! steps of `W[1] X` are zero at batch 512 and 16% of those of `dW[1] = dZ[1] X^T`; in the
 //! first three epochs of training 784-1024-1024-10 at batch 512, 11% of all the steps of the
 //! products were skipped.
@@ -110,7 +112,8 @@ struct Product {
     b: Strided<*const f32>,
     c: Strided<*mut f32>,
     /// Whether a block of `A` is all finite, for the first [`VERDICTS`] blocks of a product
-    /// split by columns, so that its chunks check each block once between them.
+    /// split by columns, so that its chunks share the check. Two chunks that reach a block at
+    /// the same moment may both check it, which only repeats work.
     verdicts: [AtomicU8; VERDICTS],
     /// Blocks of [`MC`] rows of `A`, when `verdicts` applies (a split by columns), else 0.
     row_blocks: usize,
@@ -421,7 +424,7 @@ unsafe fn block_with(
                             cols: NR.min(nc - jr),
                         };
                         let steps = match listed {
-                            Some(list) => Steps::Listed(list),
+                            Some(list) => Steps::Listed { steps: list, kc },
                             None => Steps::All(kc),
                         };
                         #[cfg(test)]
@@ -936,6 +939,39 @@ mod tests {
                 "A {:?}, n {n}: no tile skipped a step",
                 a.dim()
             );
+        }
+    }
+
+    #[test]
+    fn negative_zero_sum_matches_full_sum() {
+        // `-1e-30 * 1e-30` underflows to `-0`. Over every step, the zero step then adds
+        // `1 * 0 = +0` and the sum is `+0`; a sum over the listed steps alone stays at `-0`.
+        let mut a = Array2::zeros((1, 2));
+        a[[0, 0]] = -1e-30;
+        a[[0, 1]] = 1.0;
+        let mut b = Array2::zeros((2, SKIP_MIN_COLUMNS));
+        b.row_mut(0).fill(1e-30);
+        let mut c = Array2::from_elem((1, SKIP_MIN_COLUMNS), f32::NAN);
+        gemm(1.0, a.view(), b.view(), 0.0, &mut c.view_mut()).unwrap();
+        for value in &c {
+            assert_eq!(value.to_bits(), 0.0f32.to_bits());
+        }
+
+        // A tall product, split by rows with two threads, puts row 100 (a sum at `-0` over
+        // its listed steps) and row 150 (an infinity) in one block or in two, depending on
+        // the split; the result must not depend on it.
+        let mut a = Array2::zeros((1024, 32));
+        a[[100, 0]] = -1e-30;
+        a[[100, 30]] = 1.0;
+        a[[150, 31]] = f32::INFINITY;
+        let mut b = filled(32, SKIP_MIN_COLUMNS, 20);
+        b.row_mut(0).fill(1e-30);
+        b.row_mut(30).fill(0.0);
+        b.row_mut(31).fill(0.0);
+        let mut c = Array2::zeros((1024, SKIP_MIN_COLUMNS));
+        gemm(1.0, a.view(), b.view(), 0.0, &mut c.view_mut()).unwrap();
+        for value in c.row(100) {
+            assert_eq!(value.to_bits(), 0.0f32.to_bits());
         }
     }
 
