@@ -841,10 +841,18 @@ mod tests {
 
     #[test]
     fn thread_count_does_not_change_a_bit() {
-        // Split by columns, and (a tall `C`) by rows.
-        for (m, n, k) in [(300, 130, 784), (3000, 64, 200)] {
+        // Split by columns, by rows (a tall `C`), and by columns with zero steps skipped.
+        for (m, n, k, zero_steps) in [
+            (300, 130, 784, false),
+            (3000, 64, 200, false),
+            (300, 600, 784, true),
+        ] {
             let a = filled(m, k, 10);
-            let b = filled(k, n, 11);
+            let b = if zero_steps {
+                with_zero_steps(k, n, 11)
+            } else {
+                filled(k, n, 11)
+            };
             let run = |threads| {
                 let mut c = Array2::zeros((m, n));
                 let product = super::Strided {
