@@ -27,10 +27,11 @@
 //! columns, the chunks share each block's check (for the first [`VERDICTS`] blocks), and on
 //! one thread the single chunk checks the blocks it reads. The check costs a pass over `A`,
 //! so products with fewer than [`SKIP_MIN_COLUMNS`] columns sum every step, and so do
-//! products split by rows, whose chunks would each list the steps of all of `B`. On Fashion-MNIST, about 8% of the panel
-//! steps of `W[1] X` are zero at batch 512 and 16% of those of `dW[1] = dZ[1] X^T`; in the
-//! first three epochs of training 784-1024-1024-10 at batch 512, 11% of all the steps of the
-//! products were skipped.
+//! products split by rows, whose chunks would each list the steps of all of `B`.
+//!
+//! On Fashion-MNIST at batch 512, about 8% of the panel steps of `W[1] X` are zero, and 16% of
+//! those of `dW[1] = dZ[1] X^T`. In the first three epochs of training 784-1024-1024-10 at
+//! batch 512, 11% of all the steps of the products were skipped.
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -342,7 +343,8 @@ struct Buffers<'a> {
 
 /// A panel whose zero steps are at least `1 / SKIP_FROM` of its steps sums only over the nonzero
 /// ones ([`kernel::Steps::Listed`]). A listed step costs about 2.5% more than a step of the
-/// plain loop (measured with every step listed), so skipping 1 in 16 still gains.
+/// plain loop (measured with every step listed), so skipping 1 in 16 should still gain. The
+/// value is an estimate from that cost, not tuned by measurement.
 const SKIP_FROM: usize = 16;
 
 /// Tiles that summed over a list of steps, counted for the tests.
@@ -352,7 +354,8 @@ static SKIPPED_TILES: std::sync::atomic::AtomicUsize = std::sync::atomic::Atomic
 /// Columns of `C` a product needs before its tiles skip the zero steps of `B`. Skipping needs
 /// every block of `A` checked for infinities and NaNs, a pass over `A` that `n` columns of
 /// multiply-adds must repay: for 784-256-128-10 at batch 128, `W[1] X` (`n` = 128) was 11%
-/// slower with skipping and `dW[1] = dZ[1] X^T` (`n` = 784) 11% faster.
+/// slower with skipping and `dW[1] = dZ[1] X^T` (`n` = 784) 11% faster. The value lies between
+/// those two cases; no product width in between was measured.
 const SKIP_MIN_COLUMNS: usize = 256;
 
 /// Computes the block `rows x cols` of `C` with the thread's buffers borrowed: the body of
@@ -467,7 +470,6 @@ unsafe fn block_is_finite(
     mc: usize,
     kc: usize,
 ) -> bool {
-    let magnitude = |worst: u32, value: &f32| worst.max(value.to_bits() & 0x7fff_ffff);
     let mut worst = 0;
     let (runs, length, run_stride, step) = if a.col == 1 {
         (mc, kc, a.row, 1)
@@ -483,11 +485,11 @@ unsafe fn block_is_finite(
         if step == 1 {
             // SAFETY: the run's `length` values are contiguous and inside the block.
             let run = unsafe { std::slice::from_raw_parts(first, length) };
-            worst = run.iter().fold(worst, magnitude);
+            worst = run.iter().fold(worst, largest_magnitude);
         } else {
             for p in 0..length {
                 // SAFETY: inside the block, through the column stride.
-                worst = magnitude(worst, unsafe { &*first.offset(step * p as isize) });
+                worst = largest_magnitude(worst, unsafe { &*first.offset(step * p as isize) });
             }
         }
     }
@@ -498,16 +500,23 @@ unsafe fn block_is_finite(
 /// The unused rows of a last, shorter panel are not read.
 #[inline]
 fn packed_is_finite(out: &[f32], mc: usize, kc: usize) -> bool {
-    let magnitude = |worst: u32, value: &f32| worst.max(value.to_bits() & 0x7fff_ffff);
     let full = mc / MR;
-    let mut worst = out[..full * MR * kc].iter().fold(0, magnitude);
+    let mut worst = out[..full * MR * kc].iter().fold(0, largest_magnitude);
     let height = mc - full * MR;
     if height > 0 {
         for step in out[full * MR * kc..][..MR * kc].chunks_exact(MR) {
-            worst = step[..height].iter().fold(worst, magnitude);
+            worst = step[..height].iter().fold(worst, largest_magnitude);
         }
     }
     worst < f32::INFINITY.to_bits()
+}
+
+/// Returns the larger of `worst` and the bits of `|value|`. For non-negative floats the bits
+/// order like the values, and every infinity or NaN is at least `f32::INFINITY.to_bits()`, so
+/// a fold of this over a block is below that exactly when the block is finite.
+#[inline]
+fn largest_magnitude(worst: u32, value: &f32) -> u32 {
+    worst.max(value.to_bits() & 0x7fff_ffff)
 }
 
 /// Copies `A[i0..i0 + mc, p0..p0 + kc]` into panels of [`MR`] rows: panel `r` holds, for each
@@ -960,7 +969,7 @@ mod tests {
     #[test]
     fn negative_zero_sum_matches_full_sum() {
         // `-1e-30 * 1e-30` underflows to `-0`. Over every step, the zero step then adds
-        // `1 * 0 = +0` and the sum is `+0`; a sum over the listed steps alone stays at `-0`.
+        // `1 * 0 = +0` and the sum is `+0`. A sum over the listed steps alone stays at `-0`.
         let mut a = Array2::zeros((1, 2));
         a[[0, 0]] = -1e-30;
         a[[0, 1]] = 1.0;
