@@ -11,7 +11,8 @@
 //! 16 consecutive values per step, zero beyond the matrix's last column.
 //!
 //! [`tile_avx2`] runs over every step of the block, or over a list of steps, so that the
-//! caller can leave out the steps at which the panel of `B` is zero ([`Steps`]).
+//! caller can leave out the steps at which the panel of `B`, or the tile's rows of `A`, are
+//! zero ([`Steps`]).
 
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
@@ -90,7 +91,7 @@ pub(crate) enum Steps<'a> {
     /// Every step from 0 to `kc - 1`.
     All(usize),
     /// The listed steps, in increasing order, out of the block's `kc`: those at which the panel
-    /// of `B` has a nonzero value.
+    /// of `B`, or the tile's rows of `A`, have a nonzero value.
     Listed { steps: &'a [u32], kc: usize },
 }
 
@@ -100,13 +101,14 @@ pub(crate) enum Steps<'a> {
 /// With `beta = 0`, `C` is written without being read. Rows past `tile.rows` recompute the last
 /// valid row of `A` and are discarded, so `A` is never read out of bounds.
 ///
-/// A step left out of [`Steps::Listed`] would add `A[i, p] * 0` to each sum. For finite
-/// `A[i, p]` that term is a zero, and adding a zero to a nonzero sum or to `+0` leaves its bits
-/// unchanged. Only a sum at `-0` (a product that underflowed, for instance) can differ: `-0 + +0`
-/// is `+0`. So the listed sum equals the full one except where it ends at `-0`. A tile with a
-/// `-0` sum is therefore summed again over every step, and the tile comes out bit-identical to
-/// one over all steps. For an infinite or NaN `A[i, p]` the term is NaN, so the caller must list every
-/// step unless the rows of `A` are finite.
+/// A step left out of [`Steps::Listed`] would add `A[i, p] * 0` to each sum (or `0 * B[p, j]`
+/// when the list comes from `A`). When the other factor is finite, that term is a zero, and
+/// adding a zero to a nonzero sum or to `+0` leaves its bits unchanged. Only a sum at `-0` (a
+/// product that underflowed, for instance) can differ: `-0 + +0` is `+0`. So the listed sum
+/// equals the full one except where it ends at `-0`. A tile with a `-0` sum is therefore summed
+/// again over every step, and the tile comes out bit-identical to one over all steps. When the
+/// other factor is infinite or NaN, the term is NaN, so the caller lists steps of `B` only
+/// against finite rows of `A`, and steps of `A` only against a finite block of `B`.
 ///
 /// # Safety
 ///
