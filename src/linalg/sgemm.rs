@@ -746,7 +746,13 @@ unsafe fn pack_b(
     {
         let first = j0 + q * NR;
         let width = NR.min(nc - q * NR);
-        for (p, step) in panel.chunks_exact_mut(NR).enumerate() {
+        let mut transposed = 0;
+        #[cfg(target_arch = "x86_64")]
+        if b.row == 1 && width == NR {
+            // SAFETY: the panel's 16 columns and `kc` steps lie inside the block.
+            transposed = unsafe { pack_transposed_panel(b, p0, first, kc, panel) };
+        }
+        for (p, step) in panel.chunks_exact_mut(NR).enumerate().skip(transposed) {
             // SAFETY: (p0 + p, first + j) for j < width lies inside the block.
             let start = unsafe { b.ptr.offset(b.offset(p0 + p, first)) };
             // SAFETY: as above.
@@ -763,6 +769,69 @@ unsafe fn pack_b(
             counts[q] = count;
         }
     }
+}
+
+/// Does what [`pack_b`] does for one full panel of a `B` whose columns are contiguous (unit row
+/// stride), such as `X^T` in `dW[1] = dZ[1] X^T`, for the first `kc / 8 * 8` steps, and returns
+/// that number. Each group of 8 steps loads 8 values from each of the 16 columns and transposes
+/// them in registers, instead of gathering one value per step and column (16 scattered reads
+/// per step).
+///
+/// # Safety
+///
+/// The CPU must have AVX2. Columns `first .. first + NR` and steps `p0 .. p0 + kc` must lie
+/// inside `B`, and `panel` must hold `kc * NR` values.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn pack_transposed_panel(
+    b: Strided<*const f32>,
+    p0: usize,
+    first: usize,
+    kc: usize,
+    panel: &mut [f32],
+) -> usize {
+    use std::arch::x86_64::*;
+    let eights = kc / 8;
+    for e in 0..eights {
+        for half in 0..2 {
+            // SAFETY: column `first + half 8 + c`, steps `p0 + 8 e ..` (8 contiguous values).
+            let column = |c: usize| unsafe {
+                _mm256_loadu_ps(b.ptr.offset(b.offset(p0 + e * 8, first + half * 8 + c)))
+            };
+            let (r0, r1, r2, r3) = (column(0), column(1), column(2), column(3));
+            let (r4, r5, r6, r7) = (column(4), column(5), column(6), column(7));
+            // Pairs, then quadruples of columns per step, within each 128-bit lane.
+            let (t0, t1) = (_mm256_unpacklo_ps(r0, r1), _mm256_unpackhi_ps(r0, r1));
+            let (t2, t3) = (_mm256_unpacklo_ps(r2, r3), _mm256_unpackhi_ps(r2, r3));
+            let (t4, t5) = (_mm256_unpacklo_ps(r4, r5), _mm256_unpackhi_ps(r4, r5));
+            let (t6, t7) = (_mm256_unpacklo_ps(r6, r7), _mm256_unpackhi_ps(r6, r7));
+            let s0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+            let s1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
+            let s2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+            let s3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
+            let s4 = _mm256_shuffle_ps::<0x44>(t4, t6);
+            let s5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
+            let s6 = _mm256_shuffle_ps::<0x44>(t5, t7);
+            let s7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
+            // Steps 0 to 3 sit in the low lanes, steps 4 to 7 in the high ones.
+            let steps = [
+                _mm256_permute2f128_ps::<0x20>(s0, s4),
+                _mm256_permute2f128_ps::<0x20>(s1, s5),
+                _mm256_permute2f128_ps::<0x20>(s2, s6),
+                _mm256_permute2f128_ps::<0x20>(s3, s7),
+                _mm256_permute2f128_ps::<0x31>(s0, s4),
+                _mm256_permute2f128_ps::<0x31>(s1, s5),
+                _mm256_permute2f128_ps::<0x31>(s2, s6),
+                _mm256_permute2f128_ps::<0x31>(s3, s7),
+            ];
+            for (t, step) in steps.into_iter().enumerate() {
+                let out = &mut panel[(e * 8 + t) * NR + half * 8..][..8];
+                // SAFETY: `out` has 8 values.
+                unsafe { _mm256_storeu_ps(out.as_mut_ptr(), step) };
+            }
+        }
+    }
+    eights * 8
 }
 
 /// Copies one step of a panel: `width` values from `start` through `B`'s column stride, then
