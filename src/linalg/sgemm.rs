@@ -121,6 +121,16 @@ impl<P: Copy> Strided<P> {
     }
 }
 
+/// A block of `A`: rows `i0 .. i0 + mc` at steps `p0 .. p0 + kc`, the unit that is packed,
+/// checked for finiteness and listed.
+#[derive(Clone, Copy, Debug)]
+struct BlockA {
+    i0: usize,
+    p0: usize,
+    mc: usize,
+    kc: usize,
+}
+
 /// The operands of one product, shared by its parts.
 struct Product {
     k: usize,
@@ -163,13 +173,16 @@ impl Product {
     #[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx2,fma"))]
     unsafe fn a_is_finite(
         &self,
-        ic: usize,
-        pc: usize,
-        mc: usize,
-        kc: usize,
+        block: BlockA,
         kc_max: usize,
         packed: Option<(&[f32], usize)>,
     ) -> bool {
+        let BlockA {
+            i0: ic,
+            p0: pc,
+            mc,
+            kc,
+        } = block;
         let slot = (ic % MC == 0 && self.row_blocks > 0)
             .then(|| pc / kc_max * self.row_blocks + ic / MC)
             .and_then(|slot| self.verdicts.get(slot));
@@ -183,7 +196,7 @@ impl Product {
         let finite = match packed {
             Some((packed, stride)) => packed_is_finite(packed, mc, kc, stride),
             // SAFETY: forwarded from the caller.
-            None => unsafe { block_is_finite(self.a, ic, pc, mc, kc) },
+            None => unsafe { block_is_finite(self.a, block) },
         };
         if let Some(verdict) = slot {
             verdict.store(if finite { FINITE } else { NOT_FINITE }, Ordering::Relaxed);
@@ -433,25 +446,30 @@ unsafe fn block_with(
             let beta = if pc == 0 { product.beta } else { 1.0 };
             for ic in rows.clone().step_by(MC) {
                 let mc = MC.min(rows.end - ic);
+                let block = BlockA {
+                    i0: ic,
+                    p0: pc,
+                    mc,
+                    kc,
+                };
                 let (a_block, finite) = if pack_a {
                     // SAFETY: the block lies inside `A`; `packed_a` holds MC x kc values.
-                    unsafe { pack_a_block(product.a, ic, pc, mc, kc, a_stride, packed_a) };
+                    unsafe { pack_a_block(product.a, block, a_stride, packed_a) };
                     // SAFETY: the block was just packed.
                     let finite = any_skip
                         && unsafe {
-                            product.a_is_finite(ic, pc, mc, kc, kc_max, Some((packed_a, a_stride)))
+                            product.a_is_finite(block, kc_max, Some((packed_a, a_stride)))
                         };
                     (Some(packed_a.as_ptr()), finite)
                 } else {
                     // SAFETY: the block lies inside `A`.
-                    let finite =
-                        any_skip && unsafe { product.a_is_finite(ic, pc, mc, kc, kc_max, None) };
+                    let finite = any_skip && unsafe { product.a_is_finite(block, kc_max, None) };
                     (None, finite)
                 };
                 let mut a_counts = [0usize; MC / MR];
                 if list_a {
                     // SAFETY: the block lies inside `A`, which is row-major.
-                    unsafe { list_a_steps(product.a, ic, pc, mc, kc, steps, &mut a_counts) };
+                    unsafe { list_a_steps(product.a, block, steps, &mut a_counts) };
                 }
                 let listed_a = |r: usize| (kc - a_counts[r]) * SKIP_FROM >= kc;
                 for jr in (0..nc).step_by(NR) {
@@ -527,13 +545,11 @@ const A_MISSES: usize = 2;
 #[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx2,fma"))]
 unsafe fn list_a_steps(
     a: Strided<*const f32>,
-    i0: usize,
-    p0: usize,
-    mc: usize,
-    kc: usize,
+    block: BlockA,
     lists: &mut [u32],
     counts: &mut [usize; MC / MR],
 ) {
+    let BlockA { i0, p0, mc, kc } = block;
     let mut misses = 0;
     for (r, count) in counts.iter_mut().enumerate().take(mc.div_ceil(MR)) {
         if misses == A_MISSES {
@@ -598,13 +614,8 @@ fn mark_nonzero(row: &[f32], nonzero: &mut [u64; KC / 64]) {
 ///
 /// The block must lie inside `A`.
 #[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx2,fma"))]
-unsafe fn block_is_finite(
-    a: Strided<*const f32>,
-    i0: usize,
-    p0: usize,
-    mc: usize,
-    kc: usize,
-) -> bool {
+unsafe fn block_is_finite(a: Strided<*const f32>, block: BlockA) -> bool {
+    let BlockA { i0, p0, mc, kc } = block;
     let mut worst = 0;
     let (runs, length, run_stride, step) = if a.col == 1 {
         (mc, kc, a.row, 1)
@@ -664,27 +675,20 @@ fn largest_magnitude(worst: u32, value: &f32) -> u32 {
     worst.max(value.to_bits() & 0x7fff_ffff)
 }
 
-/// Copies `A[i0..i0 + mc, p0..p0 + kc]` into panels of [`MR`] rows: panel `r`, from
-/// `out[r stride..]`, holds for each step `p` the values of rows `i0 + r MR ..` at that step. A last, shorter panel holds only
-/// its valid rows; the kernel never reads past them.
+/// Copies the block `A[i0..i0 + mc, p0..p0 + kc]` into panels of [`MR`] rows: panel `r`, from
+/// `out[r stride..]`, holds for each step `p` the values of rows `i0 + r MR ..` at that step.
+/// A last, shorter panel holds only its valid rows; the kernel never reads past them.
 ///
 /// # Safety
 ///
 /// The block must lie inside `A`; `out` must hold `mc.div_ceil(MR)` panels `stride` apart, and
 /// `stride` must be at least `MR * kc`.
 #[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx2,fma"))]
-unsafe fn pack_a_block(
-    a: Strided<*const f32>,
-    i0: usize,
-    p0: usize,
-    mc: usize,
-    kc: usize,
-    stride: usize,
-    out: &mut [f32],
-) {
+unsafe fn pack_a_block(a: Strided<*const f32>, block: BlockA, stride: usize, out: &mut [f32]) {
+    let BlockA { i0, p0, mc, kc } = block;
     if a.row == 1 {
         // SAFETY: the caller guarantees that the block lies inside `A`, and the row stride is 1.
-        unsafe { pack_column_major_a_block(a, i0, p0, mc, kc, stride, out) };
+        unsafe { pack_column_major_a_block(a, block, stride, out) };
         return;
     }
     for (r, panel) in out.chunks_mut(stride).take(mc.div_ceil(MR)).enumerate() {
@@ -720,13 +724,11 @@ unsafe fn pack_a_block(
 #[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx2,fma"))]
 unsafe fn pack_column_major_a_block(
     a: Strided<*const f32>,
-    i0: usize,
-    p0: usize,
-    mc: usize,
-    kc: usize,
+    block: BlockA,
     stride: usize,
     out: &mut [f32],
 ) {
+    let BlockA { i0, p0, mc, kc } = block;
     let full = mc / MR;
     for p in 0..kc {
         // SAFETY: column p0 + p of the block, rows i0 .. i0 + mc, is inside `A` and contiguous
@@ -894,6 +896,10 @@ mod tests {
     use crate::rng::Rng;
     use std::sync::atomic::Ordering;
 
+    fn block(i0: usize, p0: usize, mc: usize, kc: usize) -> super::BlockA {
+        super::BlockA { i0, p0, mc, kc }
+    }
+
     fn filled(rows: usize, cols: usize, seed: u64) -> Array2<f32> {
         let mut rng = Rng::new(seed);
         Array2::from_shape_simple_fn((rows, cols), || rng.normal() as f32)
@@ -1036,7 +1042,7 @@ mod tests {
             let stride = panel_stride(kc);
             let mut out = vec![f32::NAN; mc.div_ceil(MR) * stride];
             // SAFETY: the block at (2, 1) of mc x kc lies inside the (mc + 5) x (kc + 3) `A`.
-            unsafe { pack_a_block(strided, 2, 1, mc, kc, stride, &mut out) };
+            unsafe { pack_a_block(strided, block(2, 1, mc, kc), stride, &mut out) };
             for i in 0..mc {
                 for p in 0..kc {
                     let got = out[i / MR * stride + p * MR + i % MR];
@@ -1263,15 +1269,21 @@ mod tests {
         for (view, i0, p0) in [(a.view(), 0, 0), (at.t(), 0, 0), (every_other, 0, 0)] {
             // SAFETY: every block below lies inside the view.
             unsafe {
-                assert!(!super::block_is_finite(strided(view), i0, p0, 3, 3));
-                assert!(super::block_is_finite(strided(view), 1, 0, 18, 3));
-                assert!(super::block_is_finite(strided(view), 0, 1, 3, 10));
+                assert!(!super::block_is_finite(strided(view), block(i0, p0, 3, 3)));
+                assert!(super::block_is_finite(strided(view), block(1, 0, 18, 3)));
+                assert!(super::block_is_finite(strided(view), block(0, 1, 3, 10)));
             }
         }
         // SAFETY: as above.
         unsafe {
-            assert!(!super::block_is_finite(strided(a.view()), 19, 29, 1, 1));
-            assert!(!super::block_is_finite(strided(at.t()), 15, 20, 5, 10));
+            assert!(!super::block_is_finite(
+                strided(a.view()),
+                block(19, 29, 1, 1)
+            ));
+            assert!(!super::block_is_finite(
+                strided(at.t()),
+                block(15, 20, 5, 10)
+            ));
         }
 
         // A packed block of 8 rows: one full panel and 2 rows of a second one, whose 4 unused
@@ -1415,7 +1427,7 @@ mod tests {
         let mut lists = vec![u32::MAX; KC * (MC / MR)];
         let mut counts = [usize::MAX; MC / MR];
         // SAFETY: the block is all of `a`, which is row-major.
-        unsafe { super::list_a_steps(strided, 0, 0, mc, kc, &mut lists, &mut counts) };
+        unsafe { super::list_a_steps(strided, block(0, 0, mc, kc), &mut lists, &mut counts) };
 
         assert_eq!(counts[..5], [68, 63, 70, 70, 70]);
         let expected: Vec<u32> = (0..70).filter(|p| !(3..10).contains(p)).collect();
