@@ -7,9 +7,11 @@
 //! in place or packs it, packs `B` into per-thread buffers that are reused, and splits the work
 //! over a small pool of its own. Once the pool's threads have started, it allocates nothing.
 //! In products of at least 256 columns that are not split by rows, a panel of 16 columns of
-//! `B` in which at least 1 step in 16 is all zero is summed over its other steps only. A ReLU layer's output and an image's
-//! background often leave such steps, and the result keeps every bit. A block of `A` with an infinity
-//! or a NaN is summed in full, so that `inf * 0` still gives NaN.
+//! `B` in which at least 1 step in 16 is all zero is summed over its other steps only. Tall
+//! products with a row-major `A`, such as batch inference, do the same for each panel of 6
+//! rows of `A` instead. A ReLU layer's output and an image's background often leave such
+//! steps, and the result keeps every bit. Where the other operand's block holds an infinity or
+//! a NaN, every step is summed, so that `inf * 0` still gives NaN.
 //! It was chosen over the `gemm` and `faer` crates, which allocate packing buffers in every
 //! call, by measurement on this project's layer shapes (BENCHMARKS.md). Other element types and
 //! CPUs use the `gemm` crate (version 0.19) on rayon's pool.

@@ -511,7 +511,7 @@ fn train_and_save(
     let mut observer = progress::Progress::new(trainer.config().epochs, quiet);
     while !trainer.is_finished() {
         trainer.run_epoch(train_data, validation_data, &mut observer)?;
-        if checkpoints.every > 0 && trainer.epochs_done() % checkpoints.every == 0 {
+        if checkpoints.every > 0 && trainer.epochs_done().is_multiple_of(checkpoints.every) {
             record.train_seconds = earlier_seconds + start.elapsed().as_secs_f64();
             let extra = serde_json::to_value(&record).context("cannot encode the run record")?;
             trainer.save_checkpoint(&checkpoints.path, &extra)?;

@@ -108,7 +108,7 @@ pub(crate) enum Steps<'a> {
 /// equals the full one except where it ends at `-0`. A tile with a `-0` sum is therefore summed
 /// again over every step, and the tile comes out bit-identical to one over all steps. When the
 /// other factor is infinite or NaN, the term is NaN, so the caller lists steps of `B` only
-/// against finite rows of `A`, and steps of `A` only against a finite block of `B`.
+/// against a finite block of `A`, and steps of `A` only against a finite block of `B`.
 ///
 /// # Safety
 ///

@@ -282,7 +282,7 @@ fn wait_for_dispatch(shared: &Shared, sleeping: &AtomicBool, seen: &mut usize) {
             return;
         }
         spins = spins.wrapping_add(1);
-        if spins % 256 != 0 || since.elapsed() < SPIN {
+        if !spins.is_multiple_of(256) || since.elapsed() < SPIN {
             std::hint::spin_loop();
             continue;
         }

@@ -27,7 +27,7 @@
 //! columns, the chunks share each block's check (for the first [`VERDICTS`] blocks), and on
 //! one thread the single chunk checks the blocks it reads. The check costs a pass over `A`,
 //! so products with fewer than [`SKIP_MIN_COLUMNS`] columns sum every step. Products split by
-//! rows list no steps of `B` either, because each of their chunks would list all of `B`; tall
+//! rows list no steps of `B` either, because each of their chunks would list all of `B`. Tall
 //! ones list the steps of `A` instead (below).
 //!
 //! On Fashion-MNIST at batch 512, about 8% of the panel steps of `W[1] X` are zero, and 16% of
@@ -36,18 +36,18 @@
 //!
 //! # Zero steps of `A`
 //!
-//! A tall product ([`TALL`]), split by rows or on one thread, is in this project batch
-//! inference: `A^T W^T` with the examples as rows of `A` and the weights as `B`. There the zeros
-//! are in `A`: a step at which the six rows of a tile's panel of `A` are all zero adds nothing
-//! either. When `A` is row-major, such a product ([`Product::list_a`]) lists, for each panel of
-//! six rows, the steps at which a row is nonzero, and a panel with at least one step in
-//! [`SKIP_FROM`] zero sums over its list. The argument is
-//! the one above with the roles swapped: the skipped terms are `0 * B[p, j]`, so a packed block
-//! of `B` with an infinity or NaN lists nothing, and a `-0` sum is summed again. Listing reads
-//! each row of `A` once more; after [`A_MISSES`] panels of a block that do not qualify, the
-//! block's other panels skip the reading, so a dense `A` loses little. On the Fashion-MNIST
-//! test images, 16% of the steps of six-image panels are zero, against 8% of those of
-//! 16-image panels.
+//! A tall product ([`TALL`], with at least two panels of rows per thread), split by rows or on
+//! one thread, is in this project batch inference: `A^T W^T` with the examples as rows of `A`
+//! and the weights as `B`. There the zeros are in `A`: a step at which the six rows of a
+//! tile's panel of `A` are all zero adds nothing either. When `A` is row-major, such a product
+//! ([`Product::list_a`]) lists, for each panel of six rows, the steps at which a row is
+//! nonzero, and a panel with at least one step in [`SKIP_FROM`] zero sums over its list. The
+//! argument is the one above with the roles swapped: the skipped terms are `0 * B[p, j]`, so
+//! a packed block of `B` with an infinity or NaN lists nothing, and a `-0` sum is summed
+//! again. Listing reads each row of `A` once more. After [`A_MISSES`] panels of a block that do
+//! not qualify, the block's other panels are not read, so a dense `A` loses little. On the
+//! Fashion-MNIST test images, 16% of the steps of six-image panels are zero, against 8% of
+//! those of 16-image panels.
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -146,7 +146,8 @@ struct Product {
     /// Blocks of [`MC`] rows of `A`, when `verdicts` applies (a split by columns), else 0.
     row_blocks: usize,
     /// Whether tiles may sum only over the nonzero steps of their panel of `B`: the product
-    /// has at least [`SKIP_MIN_COLUMNS`] columns and is not split by rows.
+    /// has at least [`SKIP_MIN_COLUMNS`] columns, is not split by rows, and does not list the
+    /// steps of `A` (`list_a`).
     skip_zeros: bool,
     /// Whether tiles may sum only over the nonzero steps of their panel of `A` instead: the
     /// product is tall ([`TALL`]) and `A` is row-major. `skip_zeros` is then off.
@@ -453,7 +454,8 @@ unsafe fn block_with(
                     kc,
                 };
                 let (a_block, finite) = if pack_a {
-                    // SAFETY: the block lies inside `A`; `packed_a` holds MC x kc values.
+                    // SAFETY: the block lies inside `A`; `packed_a` holds MC / MR panels of
+                    // `panel_stride(kc)` values.
                     unsafe { pack_a_block(product.a, block, a_stride, packed_a) };
                     // SAFETY: the block was just packed.
                     let finite = any_skip
