@@ -169,7 +169,7 @@ pub fn gemv<T: Float>(w: &[T], ld: usize, x: &[T], y: &mut [T]) -> Result<()> {
 /// Products `W x` in column panels with fewer multiply-adds than this run on one thread.
 ///
 /// The column path reads only the columns it needs, often half of `W`, so it needs twice the
-/// work of [`gemv`] to pay for waking a second thread. On the 2-core Zen 3 machine of
+/// work of [`gemv()`] to pay for waking a second thread. On the 2-core Zen 3 machine of
 /// BENCHMARKS.md, a worker sometimes took about 0.6 us to start. Running the 128 x 256 layer
 /// on one thread then took 1.4 us off a 7.8 us call, and at other times it changed nothing.
 const COLUMNS_PARALLEL_MIN: usize = 1 << 17;
@@ -211,7 +211,7 @@ pub(crate) fn multiply_columns<T: Float>(
     });
 }
 
-/// The output of [`gemv`], shared by the threads that write its disjoint row ranges.
+/// The output of [`gemv()`], shared by the threads that write its disjoint row ranges.
 struct OutputRows<T>(*mut T);
 
 // SAFETY: each thread writes only its own range of rows.
