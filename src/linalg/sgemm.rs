@@ -345,7 +345,7 @@ const ALIGN: usize = 16;
 /// `W[2]^T dZ[2]` of 784-1024-1024-10 at batch 512 took 1 to 5% less.
 const PANEL_GAP: usize = 16;
 
-/// Distance between the panels of a packed block of `A` with `kc` steps, in values.
+/// Returns the distance, in values, between the panels of a packed block of `A` with `kc` steps.
 fn panel_stride(kc: usize) -> usize {
     MR * kc + PANEL_GAP
 }
@@ -454,8 +454,8 @@ unsafe fn block_with(
                     kc,
                 };
                 let (a_block, finite) = if pack_a {
-                    // SAFETY: the block lies inside `A`; `packed_a` holds MC / MR panels of
-                    // `panel_stride(kc)` values.
+                    // SAFETY: the block lies inside `A`, and `packed_a` has room for MC / MR panels
+                    // of `panel_stride(kc)` values.
                     unsafe { pack_a_block(product.a, block, a_stride, packed_a) };
                     // SAFETY: the block was just packed.
                     let finite = any_skip
@@ -531,11 +531,12 @@ unsafe fn block_with(
 }
 
 /// Panels of a block of `A` that may fail to qualify for a list before [`list_a_steps`] stops
-/// reading the block's other panels. Two misses rather than one, because a single panel of
-/// six images with few background pixels in common is not rare on Fashion-MNIST.
+/// reading the block's other panels. Two rather than one, so that a single panel of six
+/// images with few zero pixels in common does not end the listing. The value is an estimate,
+/// not tuned by measurement.
 const A_MISSES: usize = 2;
 
-/// For each panel `r` of [`MR`] rows of the block `A[i0..i0 + mc, p0..p0 + kc]`, writes the steps
+/// Writes, for each panel `r` of [`MR`] rows of the block `A[i0..i0 + mc, p0..p0 + kc]`, the steps
 /// at which one of its rows is nonzero (`-0.0` counts as zero) to `lists[r KC..]` and their
 /// number to `counts[r]`. A panel whose zero steps are fewer than `1 / SKIP_FROM` of the block
 /// gets its count but no list. After [`A_MISSES`] such panels, the others are not read and get
@@ -678,13 +679,13 @@ fn largest_magnitude(worst: u32, value: &f32) -> u32 {
 }
 
 /// Copies the block `A[i0..i0 + mc, p0..p0 + kc]` into panels of [`MR`] rows: panel `r`, from
-/// `out[r stride..]`, holds for each step `p` the values of rows `i0 + r MR ..` at that step.
-/// A last, shorter panel holds only its valid rows; the kernel never reads past them.
+/// `out[r stride..]`, contains for each step `p` the values of rows `i0 + r MR ..` at that step.
+/// A last, shorter panel contains only its valid rows, and the kernel never reads past them.
 ///
 /// # Safety
 ///
-/// The block must lie inside `A`; `out` must hold `mc.div_ceil(MR)` panels `stride` apart, and
-/// `stride` must be at least `MR * kc`.
+/// The block must lie inside `A`. `out` must have room for `mc.div_ceil(MR)` panels `stride`
+/// apart, and `stride` must be at least `MR * kc`.
 #[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx2,fma"))]
 unsafe fn pack_a_block(a: Strided<*const f32>, block: BlockA, stride: usize, out: &mut [f32]) {
     let BlockA { i0, p0, mc, kc } = block;
@@ -799,9 +800,9 @@ unsafe fn pack_b(
     }
 }
 
-/// Does what [`pack_b`] does for one full panel of a `B` whose columns are contiguous (unit row
-/// stride), such as `X^T` in `dW[1] = dZ[1] X^T`, for the first `kc / 8 * 8` steps, and returns
-/// that number. Each group of 8 steps loads 8 values from each of the 16 columns and transposes
+/// Packs the first `kc / 8 * 8` steps of one full panel of a `B` whose columns are contiguous
+/// (unit row stride), such as `X^T` in `dW[1] = dZ[1] X^T`, as [`pack_b`] would, and returns
+/// that number of steps. Each group of 8 steps loads 8 values from each of the 16 columns and transposes
 /// them in registers, instead of gathering one value per step and column (16 scattered reads
 /// per step).
 ///
@@ -1136,8 +1137,8 @@ mod tests {
         b
     }
 
-    /// Computes `alpha A B + beta C0` one column of `B` at a time. A product of one column
-    /// never skips a step.
+    /// Computes `alpha A B + beta C0` one column of `B` at a time. A product of one column lists
+    /// no steps of `B`, and it lists no steps of `A` where `A` has none zero, as in these tests.
     fn column_by_column(
         alpha: f32,
         a: ArrayView2<'_, f32>,
@@ -1289,7 +1290,7 @@ mod tests {
         }
 
         // A packed block of 8 rows: one full panel and 2 rows of a second one, whose 4 unused
-        // rows hold NaN left from an earlier block, as do the 4 values between the panels.
+        // rows contain NaN left from an earlier block, as do the 4 values between the panels.
         let kc = 5;
         let stride = MR * kc + 4;
         let mut packed = vec![1.0f32; 2 * stride];
@@ -1366,36 +1367,52 @@ mod tests {
         }
     }
 
-    #[test]
-    fn steps_of_a_against_negative_zero_and_infinite_b() {
-        // Column 1 of `A` is zero in every row, a zero step of each panel. Against row 0 of `B`
-        // (1e-30), column 0 (-1e-30) gives a term that underflows to `-0`, and the zero step
-        // adds `0 * 1 = +0`, so the full sum is `+0`.
-        let (m, n) = (96, 16);
-        let mut a = Array2::zeros((m, 2));
-        a.column_mut(0).fill(-1e-30);
-        let mut b = Array2::zeros((2, n));
+    /// Returns `A` (96 x 2) and `B` (2 x 16) whose column 1 and row 1 meet at a zero step of
+    /// every panel of `A`: column 1 of `A` is zero, and row 1 of `B` is all ones.
+    fn zero_step_of_a(first_column: f32) -> (Array2<f32>, Array2<f32>) {
+        let mut a = Array2::zeros((96, 2));
+        a.column_mut(0).fill(first_column);
+        let mut b = Array2::zeros((2, 16));
         b.row_mut(0).fill(1e-30);
         b.row_mut(1).fill(1.0);
+        (a, b)
+    }
+
+    #[test]
+    fn listed_steps_of_a_negative_zero() {
+        // -1e-30 * 1e-30 underflows to `-0`, and the zero step adds `0 * 1 = +0`, so the full
+        // sum is `+0`. The listed sum alone would stay at `-0`.
+        let (a, b) = zero_step_of_a(-1e-30);
+        if !super::available() {
+            return;
+        }
+        for threads in 1..=3 {
+            let c = on_threads(a.view(), b.view(), threads);
+            for value in &c {
+                assert_eq!(value.to_bits(), 0.0f32.to_bits(), "{threads} threads");
+            }
+        }
+    }
+
+    #[test]
+    fn listed_steps_of_a_infinite_b() {
+        // Where `B[1, j]` is infinite, the zero step adds `0 * inf = NaN` to column j.
+        let (a, mut b) = zero_step_of_a(1.0);
+        b[[1, 5]] = f32::INFINITY;
+        if !super::available() {
+            return;
+        }
         for threads in 1..=3 {
             let c = on_threads(a.view(), b.view(), threads);
             assert!(
-                c.iter().all(|value| value.to_bits() == 0.0f32.to_bits()),
+                c.column(5).iter().all(|value| value.is_nan()),
                 "{threads} threads"
             );
-        }
-        // Where `B[1, j]` is infinite, the zero step adds `0 * inf = NaN`.
-        a.column_mut(0).fill(1.0);
-        b[[1, 5]] = f32::INFINITY;
-        for threads in 1..=3 {
-            let c = on_threads(a.view(), b.view(), threads);
-            if super::available() {
-                assert!(
-                    c.column(5).iter().all(|value| value.is_nan()),
-                    "{threads} threads"
-                );
-                assert_eq!(c.iter().filter(|value| value.is_nan()).count(), m);
-            }
+            assert_eq!(
+                c.iter().filter(|value| value.is_nan()).count(),
+                96,
+                "{threads} threads"
+            );
         }
     }
 
