@@ -44,6 +44,13 @@ pub(crate) fn sgemm_available() -> bool {
     sgemm::available()
 }
 
+/// Returns whether an `f32` product with `columns` columns leaves out the steps at which a
+/// panel of `B` is zero: it needs this crate's kernel and at least
+/// [`sgemm::SKIP_MIN_COLUMNS`] columns.
+pub(crate) fn skips_zero_steps(columns: usize) -> bool {
+    columns >= sgemm::SKIP_MIN_COLUMNS && sgemm::available()
+}
+
 /// Number of threads a product may use; 0 means one per core.
 static THREADS: AtomicUsize = AtomicUsize::new(0);
 

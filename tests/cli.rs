@@ -167,11 +167,12 @@ fn thread_count_gives_identical_model_files() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let run = |threads: &str| {
-        let name = format!("threads-{threads}.safetensors");
+    let run = |threads: &str, batch: &str| {
+        let name = format!("threads-{threads}-batch-{batch}.safetensors");
         // Wide layers and batches, so that the products and the largest elementwise passes
         // between them (600 x 128 values) are split across threads. Clipping makes the weights
-        // depend on the gradient norm, whose sum is split too.
+        // depend on the gradient norm, whose sum is split too. Batches of 256 are also ordered
+        // by their inputs, and their products skip zero steps.
         let args = [
             "train",
             "--quiet",
@@ -182,7 +183,7 @@ fn thread_count_gives_identical_model_files() {
             "--layers",
             "600,300",
             "--batch-size",
-            "128",
+            batch,
             "--clip-norm",
             "0.5",
             "--threads",
@@ -193,12 +194,14 @@ fn thread_count_gives_identical_model_files() {
         stdout_of(&feedforward(&args, dir.path()));
         std::fs::read(dir.path().join(&name)).unwrap()
     };
-    let one = run("1");
-    for threads in ["2", "3"] {
-        assert!(
-            one == run(threads),
-            "{threads} threads changed the model file"
-        );
+    for batch in ["128", "256"] {
+        let single_thread = run("1", batch);
+        for threads in ["2", "3"] {
+            assert!(
+                single_thread == run(threads, batch),
+                "{threads} threads changed the model file at batch {batch}"
+            );
+        }
     }
 }
 

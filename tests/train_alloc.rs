@@ -1,7 +1,7 @@
 //! Checks that a training epoch after the first allocates nothing. The count covers batch
-//! gathering, the forward and backward passes with their matrix products, the cost, the accuracy,
-//! the L2 penalty, gradient clipping, dropout, the optimizer step, the validation pass, early
-//! stopping and the epoch's record.
+//! gathering and ordering, the forward and backward passes with their matrix products, the
+//! cost, the accuracy, the L2 penalty, gradient clipping, dropout, the optimizer step, the
+//! validation pass, early stopping and the epoch's record.
 //!
 //! The global allocator counts allocations on every thread, including the threads of the matrix
 //! products, so this file contains a single test: a second test running in parallel would add its
@@ -18,18 +18,21 @@ use counting_allocator::{CountingAllocator, allocations_on_all_threads};
 #[global_allocator]
 static GLOBAL: CountingAllocator = CountingAllocator;
 
-/// Examples in the synthetic set: two full batches of 128 and a last batch of 44.
+/// Examples in the synthetic set: two full batches of 128 and a last batch of 44, or one batch
+/// of 256 and one of 44.
 const EXAMPLES: usize = 300;
 const CLASSES: usize = 10;
 const FEATURES: usize = 784;
 /// Examples of the validation set, taken from the start of the training set.
 const VALIDATION_EXAMPLES: usize = 100;
 
-/// Features from a standard normal and one-hot targets whose class is the largest of the
-/// first ten features, so that the network has something to learn.
+/// Features from a standard normal, with the negative half set to zero, and one-hot targets
+/// whose class is the largest of the first ten features, so that the network has something
+/// to learn.
 fn synthetic_data() -> (Array2<f32>, Array2<f32>) {
     let mut rng = Rng::new(21);
-    let features = Array2::from_shape_simple_fn((EXAMPLES, FEATURES), || rng.normal() as f32);
+    let features =
+        Array2::from_shape_simple_fn((EXAMPLES, FEATURES), || rng.normal().max(0.0) as f32);
     let mut targets = Array2::zeros((EXAMPLES, CLASSES));
     for (row, example) in features.rows().into_iter().enumerate() {
         let class = feedforward::metrics::argmax(example.iter().take(CLASSES).copied());
@@ -71,8 +74,14 @@ fn later_epochs_allocate_nothing() {
         dropout: 0.1,
         ..plain.clone()
     };
+    // A batch of 256 is ordered by its inputs, and its products skip zero steps.
+    let ordered = TrainConfig {
+        batch_size: 256,
+        ..plain.clone()
+    };
     let cases = [
         ("Adam", plain, None),
+        ("Adam, batches of 256", ordered, None),
         (
             "Adam with dropout, clipping, L2, validation, early stopping",
             regularized,

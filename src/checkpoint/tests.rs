@@ -39,6 +39,7 @@ fn full_config() -> TrainConfig {
             patience: 3,
             min_delta: 1e-3,
         }),
+        order_by_zeros: true,
     }
 }
 
@@ -55,7 +56,12 @@ fn without_timings(history: &History) -> History {
 /// Trains `config` straight through, and again with a save and resume after `stop_after`
 /// epochs, and asserts that both end with the same weights and history.
 fn assert_resume_matches(config: TrainConfig, stop_after: usize) {
-    let (x, y) = blobs(150, 3);
+    assert_resume_matches_on(config, stop_after, 150);
+}
+
+/// Does what [`assert_resume_matches`] does, on a training set of `examples` blobs.
+fn assert_resume_matches_on(config: TrainConfig, stop_after: usize, examples: usize) {
+    let (x, y) = blobs(examples, 3);
     let (vx, vy) = blobs(45, 4);
     let train = TrainData::new(x.view(), y.view()).unwrap();
     let validation = TrainData::new(vx.view(), vy.view()).unwrap();
@@ -88,6 +94,18 @@ fn assert_resume_matches(config: TrainConfig, stop_after: usize) {
 #[test]
 fn resume_matches_uninterrupted_run() {
     assert_resume_matches(full_config(), 4);
+}
+
+/// Batches of 256 are ordered by their inputs (`TrainConfig::order_by_zeros`), which a resumed
+/// run must repeat.
+#[test]
+fn resume_matches_with_ordered_batches() {
+    let config = TrainConfig {
+        epochs: 4,
+        batch_size: 256,
+        ..full_config()
+    };
+    assert_resume_matches_on(config, 2, 600);
 }
 
 #[test]

@@ -407,7 +407,7 @@ static SKIPPED_TILES: std::sync::atomic::AtomicUsize = std::sync::atomic::Atomic
 /// multiply-adds must repay: for 784-256-128-10 at batch 128, `W[1] X` (`n` = 128) was 11%
 /// slower with skipping and `dW[1] = dZ[1] X^T` (`n` = 784) 11% faster. The value lies between
 /// those two cases; no product width in between was measured.
-const SKIP_MIN_COLUMNS: usize = 256;
+pub(super) const SKIP_MIN_COLUMNS: usize = 256;
 
 /// Computes the block `rows x cols` of `C` with the thread's buffers borrowed: the body of
 /// [`block`].

@@ -1,5 +1,6 @@
 use super::*;
 use crate::activation::Activation;
+use crate::optim::OptimizerConfig;
 use ndarray::array;
 
 /// Draws three Gaussian blobs in 2-D with standard deviation 0.5, labels one-hot over 3 classes.
@@ -60,6 +61,53 @@ fn same_seed_gives_identical_weights() {
     };
     assert_eq!(run(5), run(5));
     assert_ne!(run(5), run(6));
+}
+
+/// A batch of 300 examples is ordered by its inputs' signs, which changes the order of the
+/// gradient's sums and so its rounding, and nothing more.
+#[test]
+fn ordered_batch_changes_only_rounding() {
+    if !linalg::skips_zero_steps(300) {
+        eprintln!("skipped: batches are ordered only where the product skips zero steps");
+        return;
+    }
+    let mut rng = Rng::new(8);
+    // Half the features are zero, as after a ReLU or in an image's background.
+    let x = Array2::from_shape_simple_fn((300, 64), || rng.normal().max(0.0) as f32);
+    let mut y = Array2::zeros((300, 3));
+    for mut row in y.rows_mut() {
+        row[rng.below(3)] = 1.0;
+    }
+    let run = |order_by_zeros| {
+        let config = TrainConfig {
+            epochs: 1,
+            batch_size: 300,
+            optimizer: OptimizerConfig::sgd(),
+            order_by_zeros,
+            ..TrainConfig::default()
+        };
+        let network = Network::random(
+            &[64, 32, 3],
+            &[Activation::Relu, Activation::Softmax],
+            &mut Rng::new(9),
+        )
+        .unwrap();
+        let mut trainer = Trainer::new(network, Cost::CategoricalCrossEntropy, config).unwrap();
+        trainer
+            .fit(TrainData::new(x.view(), y.view()).unwrap(), None, &mut ())
+            .unwrap();
+        trainer.finish()
+    };
+    let (ordered, shuffled) = (run(true), run(false));
+    assert_ne!(ordered, shuffled, "the order changed no bit of the weights");
+    for (a, b) in ordered.layers().iter().zip(shuffled.layers()) {
+        for (p, q) in a.weights().iter().zip(b.weights()) {
+            assert!((p - q).abs() <= 1e-6, "weights {p} and {q}");
+        }
+        for (p, q) in a.bias().iter().zip(b.bias()) {
+            assert!((p - q).abs() <= 1e-6, "biases {p} and {q}");
+        }
+    }
 }
 
 #[test]
