@@ -18,8 +18,9 @@
 //! command-line tool keeps there what it needs to reload the same data and write the same
 //! model file.
 //!
-//! The trainer builds each epoch's example order from the generator alone, so this is the
-//! whole state of a run. Resuming with the same training and validation data gives
+//! The trainer builds each epoch's example order from the generator and the data alone (the
+//! shuffle, then the order within each batch that `TrainConfig::order_by_zeros` sets), so this
+//! is the whole state of a run. Resuming with the same training and validation data gives
 //! bit-identical weights and history (apart from the timings) to a run that never stopped.
 //! That holds for any thread count where [`crate::linalg`] uses its own `f32` product (x86-64
 //! with AVX2 and FMA), and for the same thread count elsewhere. The checkpoint does not identify

@@ -13,11 +13,13 @@
 //! A mini-batch of at least 256 examples is put in an order that places similar inputs side by
 //! side ([`TrainConfig::order_by_zeros`]), because the `f32` product skips the steps at which
 //! 16 neighbouring columns are all zero. The batch keeps its members, so the gradient is the
-//! same sum in another order and only its rounding changes. Each example gets a signature
-//! of 128 bits, bit `r` set when feature `r n / 128` is positive. The batch then becomes a
-//! chain in which each next example is the one whose signature differs from the previous
-//! one's in the fewest bits. The order is a function of the batch's inputs, so it does not depend on
-//! the thread count or on a resume. BENCHMARKS.md gives what it saves.
+//! same sum in another order and only its rounding changes. With dropout, whose masks are
+//! drawn by column, the examples also get other masks. Each example gets a signature of up to
+//! 128 bits: for `n` features, bit `r` is set when feature `r n / 128` is positive, or
+//! feature `r` when `n <= 128`. The batch then becomes a chain in which each next example is
+//! the one whose signature differs from the previous one's in the fewest bits. The order is a
+//! function of the shuffled batch and its inputs, so it does not depend on the thread count or
+//! on a resume. BENCHMARKS.md gives what it saves.
 //!
 //! ```
 //! use feedforward::train::{TrainConfig, TrainData, Trainer};
@@ -80,8 +82,9 @@ pub struct TrainConfig {
     pub early_stopping: Option<EarlyStopping>,
     /// Order the examples of each mini-batch so that similar inputs are neighbours, which
     /// gives the `f32` product more zero steps to skip (see the module docs). A batch keeps its
-    /// examples, so only the rounding of the gradient's sums changes. It applies to batches of
-    /// at least 256 examples on x86-64 with AVX2 and FMA, where the product skips steps.
+    /// examples, so only the rounding of the gradient's sums changes, and with dropout the
+    /// examples also get other masks. It applies to batches of at least 256 examples on x86-64
+    /// with AVX2 and FMA, where the product skips steps.
     /// Default true. A file written before this setting existed reads it as false, the order
     /// that run was trained in.
     #[serde(default)]
@@ -433,7 +436,7 @@ impl Trainer {
         self.history.epochs.reserve(remaining);
 
         // The order is rebuilt from 0..m before every shuffle, so it depends only on the
-        // generator's state, which a checkpoint stores.
+        // generator's state, which a checkpoint stores, and on the inputs that order each batch.
         self.order.clear();
         self.order.extend(0..m);
         self.rng.shuffle(&mut self.order);

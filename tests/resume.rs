@@ -308,6 +308,18 @@ fn resume_rejects_training_options() {
         message.contains("'--resume <CHECKPOINT>' cannot be used with '--epochs <EPOCHS>'"),
         "{message}"
     );
+
+    // The batch order is part of the recorded settings too.
+    let output = run(
+        dir.path(),
+        &["train", "--resume", "model.ckpt", "--no-zero-order"],
+    );
+    assert_eq!(output.status.code(), Some(2));
+    let message = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        message.contains("'--resume <CHECKPOINT>' cannot be used with '--no-zero-order'"),
+        "{message}"
+    );
 }
 
 #[test]

@@ -10,8 +10,9 @@
 //!
 //! The order moves examples between columns but keeps the batch's members, so each gradient
 //! is the same sum in another order: `dW = dZ A^T` and `db` add the same terms, rounded in a
-//! different sequence. The order depends on the batch's inputs alone, so it is the same for
-//! any thread count and after a checkpoint is resumed.
+//! different sequence. Dropout draws its masks by column, so with dropout the examples also
+//! get other masks. The order depends on the shuffled batch and its inputs alone, so it is the
+//! same for any thread count and after a checkpoint is resumed.
 //!
 //! Method: each example gets a signature of [`BITS`] bits, one per sampled feature: bit `r`
 //! is set when feature `r n / BITS` is positive (every feature when `n <= BITS`). For
