@@ -44,9 +44,10 @@ pub(crate) fn sgemm_available() -> bool {
     sgemm::available()
 }
 
-/// Returns whether an `f32` product with `columns` columns leaves out the steps at which a
-/// panel of `B` is zero: it needs this crate's kernel and at least
-/// [`sgemm::SKIP_MIN_COLUMNS`] columns.
+/// Returns whether an `f32` product with `columns` columns can leave out the steps at which a
+/// panel of `B` is zero. That needs this crate's kernel and at least
+/// [`sgemm::SKIP_MIN_COLUMNS`] columns, and even then a product split by rows lists no steps
+/// of `B`.
 pub(crate) fn skips_zero_steps(columns: usize) -> bool {
     columns >= sgemm::SKIP_MIN_COLUMNS && sgemm::available()
 }

@@ -80,13 +80,12 @@ pub struct TrainConfig {
     pub seed: u64,
     /// Early stopping; default none.
     pub early_stopping: Option<EarlyStopping>,
-    /// Order the examples of each mini-batch so that similar inputs are neighbours, which
-    /// gives the `f32` product more zero steps to skip (see the module docs). A batch keeps its
-    /// examples, so only the rounding of the gradient's sums changes, and with dropout the
-    /// examples also get other masks. It applies to batches of at least 256 examples on x86-64
-    /// with AVX2 and FMA, where the product skips steps.
-    /// Default true. A file written before this setting existed reads it as false, the order
-    /// that run was trained in.
+    /// Whether each mini-batch is ordered so that similar inputs are neighbours, which gives the
+    /// `f32` product more zero steps to skip (see the module docs). A batch keeps its examples,
+    /// so only the rounding of the gradient's sums changes, and with dropout the examples also
+    /// get other masks. It applies to batches of at least 256 examples on x86-64 with AVX2 and
+    /// FMA, where the product skips steps. Default true. A file written before this setting
+    /// existed reads it as false, the order that run was trained in.
     #[serde(default)]
     pub order_by_zeros: bool,
 }

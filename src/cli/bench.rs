@@ -5,9 +5,9 @@
 //! under categorical cross-entropy, He-normal weights, Adam at 1e-3, pixels scaled to [0, 1]
 //! and nothing else, reshuffled every epoch.
 //!
-//! GFLOP/s counts every multiply-add of the dense products, the steps the product skips
-//! because they are zero included. It is the rate a dense product would need to match the
-//! epoch's time, and it can exceed the measured peak.
+//! GFLOP/s counts every multiply-add of the dense products, including the steps that the
+//! product skips because they are zero. It is the rate a dense product would need to match
+//! the epoch's time, and it can exceed the measured peak.
 //!
 //! Memory figures are in SI megabytes (10^6 bytes). The peak resident set size is read on Linux
 //! after training and again at the end of the run. The data set size counts the features and

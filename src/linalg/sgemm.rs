@@ -33,8 +33,8 @@
 //! On shuffled batches of 512 Fashion-MNIST images, about 8% of the panel steps of `W[1] X`
 //! are zero, and 16% of those of `dW[1] = dZ[1] X^T`. In the first three epochs of training
 //! 784-1024-1024-10 at batch 512, 11% of all the steps of the products were skipped. Training
-//! now orders each batch so that similar images are neighbours (`TrainConfig::order_by_zeros`),
-//! and in a count over the second epoch 28% of the steps of `W[1] X` were skipped.
+//! orders each batch so that similar images are neighbours (`TrainConfig::order_by_zeros`), and
+//! with that order 28% of the steps of `W[1] X` were skipped in a count over the second epoch.
 //!
 //! # Zero steps of `A`
 //!
