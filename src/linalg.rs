@@ -3,7 +3,8 @@
 //! [`gemm()`] computes `C = alpha A B + beta C` for any strides, so transposed operands such as
 //! `A[l-1]^T` in `dW = dZ A[l-1]^T` are views, never copies.
 //!
-//! For `f32` on a CPU with AVX2 and FMA the product is this crate's own (`sgemm`). It reads `A`
+//! For `f32` on a CPU with AVX2 and FMA the product is this crate's own (`sgemm`), with a
+//! second micro-kernel for CPUs that also have AVX-512F, which gives the same bits. It reads `A`
 //! in place or packs it, packs `B` into per-thread buffers that are reused, and splits the work
 //! over a small pool of its own. Once the pool's threads have started, it allocates nothing.
 //! In products of at least 256 columns that are not split by rows, a panel of 16 columns of
@@ -23,6 +24,7 @@
 pub(crate) mod columns;
 pub mod gemv;
 mod kernel;
+mod kernel512;
 mod pool;
 pub(crate) mod rows;
 mod sgemm;

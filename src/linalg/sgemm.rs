@@ -4,6 +4,10 @@
 //! follow the usual layered scheme. Columns of `C` go in blocks of [`NC`], and the inner
 //! dimension in blocks of at most [`KC`]. Rows go in blocks of [`MC`], whose rows of `A` stay
 //! in L2, and last come 6 x 16 tiles ([`super::kernel`]) that each stream one panel of `B`.
+//! On a CPU with AVX-512F, tiles of 12 x 32 and 6 x 32 ([`super::kernel512`]) take two panels
+//! at once, and the 6 x 16 tiles remain for the edges: a last panel on its own, or fewer than
+//! six rows. Both kernels sum each element over the same steps in the same order, so they give the
+//! same bits.
 //!
 //! `B` is copied into panels of 16 columns in each thread's own reusable buffer. `A` is read
 //! through its strides, or packed into a second buffer when enough column panels reuse each
@@ -19,8 +23,11 @@
 //! steps are common: a ReLU layer's output is zero for an example wherever a unit is inactive,
 //! and an image's background pixels are zero. While packing `B`, [`pack_b`] lists
 //! each panel's nonzero steps. A panel with at least one step in [`SKIP_FROM`] zero is then
-//! summed over its list alone ([`kernel::Steps::Listed`]), in the same order. The result keeps
-//! every bit, because `A[i, p] * 0` is a zero, and adding a zero to a nonzero sum or to `+0`
+//! summed over its list alone ([`kernel::Steps::Listed`]), in the same order. The AVX-512
+//! kernel's two panels share the union of their lists when that union leaves out at least one
+//! step in [`SKIP_FROM`]. A step of the union at which one panel is zero adds zeros to that
+//! panel's sums, which keeps their bits for the reason that follows. The result keeps every
+//! bit, because `A[i, p] * 0` is a zero, and adding a zero to a nonzero sum or to `+0`
 //! changes nothing. A tile whose sum ends at `-0`, where the skipped zeros could have made it
 //! `+0`, is summed again over every step. An infinite or NaN `A[i, p]` would make the term
 //! NaN, so a block of `A` with any such value is summed over every step. In a split by
@@ -55,6 +62,7 @@ use std::cell::RefCell;
 use std::sync::atomic::{AtomicU8, Ordering};
 
 use super::kernel::{self, MR, NR, Steps, Tile};
+use super::kernel512::{self, Wide};
 use super::pool;
 
 /// Largest block of the inner dimension. Every block adds a pass over `C`. On this project's
@@ -276,6 +284,10 @@ pub(crate) unsafe fn sgemm(
         // wider chunks.
         chunks = chunks.min((n / WIDE_CHUNK).max(threads));
     }
+    if by_columns && kernel512::available() {
+        // The AVX-512 kernel spans two panels, so a chunk of one panel would leave it idle.
+        chunks = chunks.min((column_panels / 2).max(threads));
+    }
 
     if by_columns {
         product.row_blocks = m.div_ceil(MC);
@@ -427,7 +439,9 @@ unsafe fn block_with(
         steps,
     } = buffers;
     let k = product.k;
+    let wide = kernel512::available();
     let mut counts = [0usize; NC / NR];
+    let mut union = [0u32; KC];
     for jc in cols.clone().step_by(NC) {
         let nc = NC.min(cols.end - jc);
         let pack_a = nc.div_ceil(NR)
@@ -476,60 +490,156 @@ unsafe fn block_with(
                     unsafe { list_a_steps(product.a, block, steps, &mut a_counts) };
                 }
                 let listed_a = |r: usize| (kc - a_counts[r]) * SKIP_FROM >= kc;
-                for jr in (0..nc).step_by(NR) {
-                    let panel = packed[jr * kc..].as_ptr();
-                    let listed = (finite && skip(jr / NR))
-                        .then(|| &steps[jr / NR * KC..][..counts[jr / NR]]);
-                    for ir in (0..mc).step_by(MR) {
-                        let (i, j) = (ic + ir, jc + jr);
-                        let (a, a_row, a_col) = match a_block {
-                            // SAFETY: panel ir / MR of the packed rows.
-                            Some(block) => {
-                                (unsafe { block.add(ir / MR * a_stride) }, 1, MR as isize)
-                            }
-                            // SAFETY: (i, pc) lies inside `A`.
-                            None => (
-                                unsafe { product.a.ptr.offset(product.a.offset(i, pc)) },
-                                product.a.row,
-                                product.a.col,
-                            ),
+                let tile_a = |ir: usize| match a_block {
+                    // SAFETY: panel ir / MR of the packed rows.
+                    Some(block) => (unsafe { block.add(ir / MR * a_stride) }, 1, MR as isize),
+                    // SAFETY: (ic + ir, pc) lies inside `A`.
+                    None => (
+                        unsafe { product.a.ptr.offset(product.a.offset(ic + ir, pc)) },
+                        product.a.row,
+                        product.a.col,
+                    ),
+                };
+                // SAFETY: (i, j) lies inside `C`.
+                let c_at =
+                    |i: usize, j: usize| unsafe { product.c.ptr.offset(product.c.offset(i, j)) };
+                let listed_b =
+                    |q: usize| (finite && skip(q)).then(|| &steps[q * KC..][..counts[q]]);
+                // The steps of one tile of six rows against panel `q`: those the panel of `B`
+                // lists, else those the rows of `A` list, else all.
+                let tile_steps = |q: Option<usize>, r: usize| {
+                    let listed = q.and_then(listed_b).or_else(|| {
+                        (list_a && listed_a(r)).then(|| &steps[r * KC..][..a_counts[r]])
+                    });
+                    #[cfg(test)]
+                    if listed.is_some() {
+                        SKIPPED_TILES.fetch_add(1, Ordering::Relaxed);
+                    }
+                    match listed {
+                        Some(list) => Steps::Listed { steps: list, kc },
+                        None => Steps::All(kc),
+                    }
+                };
+                // One AVX2 tile: rows `ir..` against panel `q`.
+                let narrow = |ir: usize, q: usize| {
+                    let (a, a_row, a_col) = tile_a(ir);
+                    let tile = Tile {
+                        a,
+                        a_row,
+                        a_col,
+                        b: packed[q * NR * kc..].as_ptr(),
+                        c: c_at(ic + ir, jc + q * NR),
+                        c_row: product.c.row,
+                        c_col: product.c.col,
+                        rows: MR.min(mc - ir),
+                        cols: NR.min(nc - q * NR),
+                    };
+                    // SAFETY: the tile is inside the matrices and every listed step is
+                    // below `kc`. The caller of `sgemm` checked `available`.
+                    #[cfg(target_arch = "x86_64")]
+                    unsafe {
+                        kernel::tile_avx2(tile_steps(Some(q), ir / MR), tile, product.alpha, beta)
+                    };
+                    #[cfg(not(target_arch = "x86_64"))]
+                    let _ = (tile, beta);
+                };
+                let panels = nc.div_ceil(NR);
+                let mut q = 0;
+                while q < panels {
+                    if !wide || q + 1 == panels {
+                        for ir in (0..mc).step_by(MR) {
+                            narrow(ir, q);
+                        }
+                        q += 1;
+                        continue;
+                    }
+                    // Two panels side by side for the AVX-512 kernel. They share the steps at
+                    // which either is nonzero, when those leave out enough steps.
+                    let shared = match (listed_b(q), listed_b(q + 1)) {
+                        (Some(first), Some(second)) => {
+                            let len = merge_steps(first, second, &mut union);
+                            ((kc - len) * SKIP_FROM >= kc).then(|| &union[..len])
+                        }
+                        _ => None,
+                    };
+                    #[cfg(test)]
+                    if shared.is_some() {
+                        SKIPPED_TILES.fetch_add(1, Ordering::Relaxed);
+                    }
+                    let mut ir = 0;
+                    while ir < mc {
+                        let r = ir / MR;
+                        let rows_listed = |r: usize| shared.is_none() && list_a && listed_a(r);
+                        let groups = if ir + 2 * MR <= mc && !rows_listed(r) && !rows_listed(r + 1)
+                        {
+                            2
+                        } else if ir + MR <= mc {
+                            1
+                        } else {
+                            narrow(ir, q);
+                            narrow(ir, q + 1);
+                            break;
                         };
-                        let tile = Tile {
-                            a,
+                        let steps = match shared {
+                            Some(list) => Steps::Listed { steps: list, kc },
+                            None => tile_steps(None, r),
+                        };
+                        let (a, a_row, a_col) = tile_a(ir);
+                        let second = if groups == 2 { tile_a(ir + MR).0 } else { a };
+                        let tile = Wide {
+                            a: [a, second],
                             a_row,
                             a_col,
-                            b: panel,
-                            c: unsafe { product.c.ptr.offset(product.c.offset(i, j)) },
+                            b: [
+                                packed[q * NR * kc..].as_ptr(),
+                                packed[(q + 1) * NR * kc..].as_ptr(),
+                            ],
+                            c: c_at(ic + ir, jc + q * NR),
                             c_row: product.c.row,
                             c_col: product.c.col,
-                            rows: MR.min(mc - ir),
-                            cols: NR.min(nc - jr),
+                            cols: kernel512::WIDTH.min(nc - q * NR),
                         };
-                        let r = ir / MR;
-                        let listed = listed.or_else(|| {
-                            (list_a && listed_a(r)).then(|| &steps[r * KC..][..a_counts[r]])
-                        });
-                        let steps = match listed {
-                            Some(list) => Steps::Listed { steps: list, kc },
-                            None => Steps::All(kc),
-                        };
-                        #[cfg(test)]
-                        if listed.is_some() {
-                            SKIPPED_TILES.fetch_add(1, Ordering::Relaxed);
-                        }
-                        // SAFETY: the tile is inside the matrices and every listed step is
-                        // below `kc`. The caller of `sgemm` checked `available`.
+                        // SAFETY: the tile is inside the matrices, every listed step is below
+                        // `kc`, and `wide` is set only when the CPU has AVX-512F.
                         #[cfg(target_arch = "x86_64")]
                         unsafe {
-                            kernel::tile_avx2(steps, tile, product.alpha, beta)
+                            if groups == 2 {
+                                kernel512::wide_avx512::<2>(steps, tile, product.alpha, beta)
+                            } else {
+                                kernel512::wide_avx512::<1>(steps, tile, product.alpha, beta)
+                            }
                         };
                         #[cfg(not(target_arch = "x86_64"))]
-                        let _ = (tile, beta, steps);
+                        let _ = (tile, steps);
+                        ir += groups * MR;
                     }
+                    q += 2;
                 }
             }
         }
     }
+}
+
+/// Writes the sorted union of two sorted lists of steps into `out` and returns its length.
+fn merge_steps(first: &[u32], second: &[u32], out: &mut [u32; KC]) -> usize {
+    let (mut i, mut j, mut len) = (0, 0, 0);
+    while i < first.len() || j < second.len() {
+        let next = match (first.get(i), second.get(j)) {
+            (Some(&x), Some(&y)) => x.min(y),
+            (Some(&x), None) => x,
+            (None, Some(&y)) => y,
+            (None, None) => break,
+        };
+        if first.get(i) == Some(&next) {
+            i += 1;
+        }
+        if second.get(j) == Some(&next) {
+            j += 1;
+        }
+        out[len] = next;
+        len += 1;
+    }
+    len
 }
 
 /// Panels of a block of `A` that may fail to qualify for a list before [`list_a_steps`] stops
@@ -1328,6 +1438,72 @@ mod tests {
             unsafe { super::sgemm((m, n, k), 1.0, strided(a), strided(b), 0.0, out, threads) };
         }
         c
+    }
+
+    #[test]
+    fn avx512_kernel_matches_avx2_bits() {
+        if !super::kernel512::available() {
+            eprintln!("skipped: this CPU has no AVX-512F, so every product runs the AVX2 kernel");
+            return;
+        }
+        let big = filled(300, 1100, 30);
+        let tall = with_zero_steps(300, 1000, 31)
+            .t()
+            .as_standard_layout()
+            .into_owned();
+        // `-1e-30 * 1e-30` underflows to `-0`, and step 1 of `B` is zero: the listed sum is
+        // `-0`, the full one `+0` (as in `negative_zero_sum_matches_full_sum`).
+        let mut underflow = Array2::zeros((12, 2));
+        underflow.column_mut(0).fill(-1e-30);
+        underflow.column_mut(1).fill(1.0);
+
+        let mut products: Vec<(ArrayView2<'_, f32>, Array2<f32>)> = Vec::new();
+        // Edge shapes around the tiles (6 and 12 rows, 16 and 32 columns), read in place and
+        // packed, and transposed.
+        for (m, n, k) in [
+            (5, 15, 3),
+            (12, 32, 7),
+            (13, 33, 40),
+            (25, 100, 300),
+            (97, 520, 64),
+        ] {
+            products.push((big.slice(s![..m, ..k]), filled(k, n, 33)));
+            products.push((big.slice(s![..k, ..m]).reversed_axes(), filled(k, n, 34)));
+        }
+        // Zero steps of `B` shared by two panels.
+        products.push((big.slice(s![..97, ..300]), with_zero_steps(300, 530, 35)));
+        // Panels whose zero steps differ, so that two panels side by side share the union of
+        // their lists.
+        let mut staggered = filled(300, 530, 38);
+        for ((p, j), value) in staggered.indexed_iter_mut() {
+            if (p + j / 16) % 4 == 0 || p % 5 == 1 {
+                *value = 0.0;
+            }
+        }
+        products.push((big.slice(s![..97, ..300]), staggered));
+        let mut tiny = Array2::zeros((2, SKIP_MIN_COLUMNS + 20));
+        tiny.row_mut(0).fill(1e-30);
+        products.push((underflow.view(), tiny));
+        // A tall product that lists the zero steps of `A`.
+        products.push((tall.view(), filled(300, 40, 37)));
+
+        for (a, b) in &products {
+            for threads in [1, 2] {
+                let wide = on_threads(*a, b.view(), threads);
+                super::kernel512::FORCE_AVX2.store(true, Ordering::Relaxed);
+                let narrow = on_threads(*a, b.view(), threads);
+                super::kernel512::FORCE_AVX2.store(false, Ordering::Relaxed);
+                for (got, want) in wide.iter().zip(&narrow) {
+                    assert_eq!(
+                        got.to_bits(),
+                        want.to_bits(),
+                        "A {:?}, B {:?}",
+                        a.dim(),
+                        b.dim()
+                    );
+                }
+            }
+        }
     }
 
     /// Returns a column-major copy of `a`. A tall product with a column-major `A` sums every
