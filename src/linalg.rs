@@ -24,7 +24,7 @@
 pub(crate) mod columns;
 pub mod gemv;
 mod kernel;
-mod kernel512;
+pub(crate) mod kernel512;
 mod pool;
 pub(crate) mod rows;
 mod sgemm;

@@ -444,12 +444,13 @@ unsafe fn block_with(
     let mut union = [0u32; KC];
     for jc in cols.clone().step_by(NC) {
         let nc = NC.min(cols.end - jc);
-        let pack_a = nc.div_ceil(NR)
-            >= if product.a.col == 1 {
-                PACK_ROW_MAJOR_A_FROM
-            } else {
-                PACK_A_FROM
-            };
+        // The AVX-512 kernel reads a row-major `A` in place: packing it was slower for batch
+        // inference and for training 784-1024-1024-10 (BENCHMARKS.md).
+        let pack_a = if product.a.col == 1 {
+            !wide && nc.div_ceil(NR) >= PACK_ROW_MAJOR_A_FROM
+        } else {
+            nc.div_ceil(NR) >= PACK_A_FROM
+        };
         for pc in (0..k).step_by(kc_max) {
             let kc = kc_max.min(k - pc);
             let a_stride = panel_stride(kc);
