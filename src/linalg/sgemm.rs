@@ -5,7 +5,7 @@
 //! dimension in blocks of at most [`KC`]. Rows go in blocks of [`MC`], whose rows of `A` stay
 //! in L2, and last come 6 x 16 tiles ([`super::kernel`]) that each stream one panel of `B`.
 //! On a CPU with AVX-512F, tiles of 12 x 32 and 6 x 32 ([`super::kernel512`]) take two panels
-//! at once, and the 6 x 16 tiles remain for the edges: a last panel on its own, or fewer than
+//! at once. The 6 x 16 tiles then remain for the edges: a last panel on its own, or fewer than
 //! six rows. Both kernels sum each element over the same steps in the same order, so they give the
 //! same bits.
 //!
@@ -816,7 +816,14 @@ unsafe fn pack_a_block(a: Strided<*const f32>, block: BlockA, stride: usize, out
             // SAFETY: row i0 + r MR + i, column p0, lies inside the block.
             *row = unsafe { a.ptr.offset(a.offset(i0 + r * MR + i, p0)) };
         }
-        for (p, step) in panel.chunks_exact_mut(MR).enumerate().take(kc) {
+        let mut done = 0;
+        #[cfg(target_arch = "x86_64")]
+        if a.col == 1 && height == MR {
+            // SAFETY: the six rows are valid for `kc` contiguous values, and the panel has
+            // room for `MR * kc` values and the gap after them.
+            done = unsafe { pack_row_major_panel(&rows, kc, panel) };
+        }
+        for (p, step) in panel.chunks_exact_mut(MR).enumerate().take(kc).skip(done) {
             let offset = a.col * p as isize;
             for (value, row) in step.iter_mut().zip(&rows[..height]) {
                 // SAFETY: column p0 + p of a valid row of the block.
@@ -824,6 +831,60 @@ unsafe fn pack_a_block(a: Strided<*const f32>, block: BlockA, stride: usize, out
             }
         }
     }
+}
+
+/// Packs the first `kc / 8 * 8` steps of a full panel of six rows of a row-major `A`, as
+/// [`pack_a_block`] would, and returns that number of steps. Each group of 8 steps loads 8
+/// values from each row, transposes them in registers with two copies of the last row as
+/// padding, and stores each step's 8 values, whose last two the next step's store overwrites.
+/// The last step's two extra values land in the gap after the panel ([`PANEL_GAP`]).
+///
+/// # Safety
+///
+/// The CPU must have AVX2. Each of `rows` must be valid for `kc` contiguous values, and `panel`
+/// must have room for `MR * kc + 2` values.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn pack_row_major_panel(rows: &[*const f32; MR], kc: usize, panel: &mut [f32]) -> usize {
+    use std::arch::x86_64::*;
+    let eights = kc / 8;
+    assert!(
+        panel.len() >= MR * eights * 8 + 2,
+        "room for the last step's padding"
+    );
+    for e in 0..eights {
+        // SAFETY: steps `8 e .. 8 e + 8` of each row lie inside its `kc` values.
+        let row = |i: usize| unsafe { _mm256_loadu_ps(rows[i].add(e * 8)) };
+        let (r0, r1, r2, r3, r4, r5) = (row(0), row(1), row(2), row(3), row(4), row(5));
+        let (t0, t1) = (_mm256_unpacklo_ps(r0, r1), _mm256_unpackhi_ps(r0, r1));
+        let (t2, t3) = (_mm256_unpacklo_ps(r2, r3), _mm256_unpackhi_ps(r2, r3));
+        let (t4, t5) = (_mm256_unpacklo_ps(r4, r5), _mm256_unpackhi_ps(r4, r5));
+        let s0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+        let s1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
+        let s2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+        let s3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
+        let s4 = _mm256_shuffle_ps::<0x44>(t4, t4);
+        let s5 = _mm256_shuffle_ps::<0xEE>(t4, t4);
+        let s6 = _mm256_shuffle_ps::<0x44>(t5, t5);
+        let s7 = _mm256_shuffle_ps::<0xEE>(t5, t5);
+        // Rows 0 to 3 of each step sit in the low 128 bits, rows 4 and 5 in the high ones.
+        let steps = [
+            _mm256_permute2f128_ps::<0x20>(s0, s4),
+            _mm256_permute2f128_ps::<0x20>(s1, s5),
+            _mm256_permute2f128_ps::<0x20>(s2, s6),
+            _mm256_permute2f128_ps::<0x20>(s3, s7),
+            _mm256_permute2f128_ps::<0x31>(s0, s4),
+            _mm256_permute2f128_ps::<0x31>(s1, s5),
+            _mm256_permute2f128_ps::<0x31>(s2, s6),
+            _mm256_permute2f128_ps::<0x31>(s3, s7),
+        ];
+        for (t, step) in steps.into_iter().enumerate() {
+            // SAFETY: the store writes values `(8 e + t) MR ..` plus 8, inside `panel` by the
+            // assertion above.
+            unsafe { _mm256_storeu_ps(panel.as_mut_ptr().add((e * 8 + t) * MR), step) };
+        }
+    }
+    eights * 8
 }
 
 /// Does what [`pack_a_block`] does for a column-major `A` (unit row stride), such as `W^T` in
@@ -1150,6 +1211,33 @@ mod tests {
         for (mc, kc) in [(MC, KC), (MC - 2, 7)] {
             let w = filled(kc + 3, mc + 5, 10);
             let a = w.t();
+            let strided = Strided {
+                ptr: a.as_ptr(),
+                row: a.strides()[0],
+                col: a.strides()[1],
+            };
+            let stride = panel_stride(kc);
+            let mut out = vec![f32::NAN; mc.div_ceil(MR) * stride];
+            // SAFETY: the block at (2, 1) of mc x kc lies inside the (mc + 5) x (kc + 3) `A`.
+            unsafe { pack_a_block(strided, block(2, 1, mc, kc), stride, &mut out) };
+            for i in 0..mc {
+                for p in 0..kc {
+                    let got = out[i / MR * stride + p * MR + i % MR];
+                    assert_eq!(got, a[[2 + i, 1 + p]], "row {i}, step {p} of {mc} x {kc}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn packs_row_major_block() {
+        if !super::available() {
+            // The packing functions are compiled for AVX2 and FMA.
+            return;
+        }
+        // Full blocks, steps left over after groups of eight, and a last panel of 1 row.
+        for (mc, kc) in [(MC, KC), (MC - 2, 7), (13, 21)] {
+            let a = filled(mc + 5, kc + 3, 11);
             let strided = Strided {
                 ptr: a.as_ptr(),
                 row: a.strides()[0],
