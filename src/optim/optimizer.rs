@@ -15,6 +15,11 @@
 //! `θ ← θ - (γ / (1 - β1^t)) m / (√v / √(1 - β2^t) + ε)`, which equals
 //! `θ ← θ - γ m̂ / (√v̂ + ε)` up to rounding.
 //!
+//! Every buffer value that would be subnormal (below `1.2e-38` in magnitude in `f32`, but not
+//! zero) is stored as zero instead ([`flush_subnormal`]). Buffers of parameters whose gradient
+//! stays at zero decay through that range, and on Intel CPUs each subnormal result costs a
+//! microcode assist, which made training up to 45% slower an epoch.
+//!
 //! A checkpoint stores [`Optimizer::step_count`], [`Optimizer::state_tensors`] and the
 //! configuration. [`Optimizer::restore_state`] loads the first two into an optimizer built from
 //! the same configuration, and the resumed steps then equal the uninterrupted ones bit for bit.
@@ -525,7 +530,7 @@ fn sgd_momentum<T: Float>(
     nesterov: bool,
 ) {
     Zip::from(theta).and(g).and(buffer).for_each(|p, &g, b| {
-        *b = momentum * *b + g;
+        *b = flush_subnormal(momentum * *b + g);
         let direction = if nesterov { g + momentum * *b } else { *b };
         *p -= lr * direction;
     });
@@ -560,7 +565,7 @@ fn rmsprop<T: Float>(
             .and(g)
             .and(square_avg)
             .for_each(|p, &g, s| {
-                *s = alpha * *s + one_minus_alpha * g * g;
+                *s = flush_subnormal(alpha * *s + one_minus_alpha * g * g);
                 *p -= lr * (g / (s.sqrt() + eps));
             }),
         Some(buffer) => Zip::from(theta)
@@ -568,8 +573,8 @@ fn rmsprop<T: Float>(
             .and(square_avg)
             .and(buffer)
             .for_each(|p, &g, s, b| {
-                *s = alpha * *s + one_minus_alpha * g * g;
-                *b = momentum * *b + g / (s.sqrt() + eps);
+                *s = flush_subnormal(alpha * *s + one_minus_alpha * g * g);
+                *b = flush_subnormal(momentum * *b + g / (s.sqrt() + eps));
                 *p -= lr * *b;
             }),
     }
@@ -709,10 +714,29 @@ fn adam_loop<T: Float>(p: &mut [T], g: &[T], m: &mut [T], v: &mut [T], step: Ada
 #[inline(always)]
 fn adam_element<T: Float>(p: &mut T, g: T, m: &mut T, v: &mut T, step: AdamStep<T>) {
     *p *= step.decay;
-    *m = step.beta1 * *m + (T::one() - step.beta1) * g;
-    *v = step.beta2 * *v + (T::one() - step.beta2) * g * g;
+    *m = flush_subnormal(step.beta1 * *m + (T::one() - step.beta1) * g);
+    *v = flush_subnormal(step.beta2 * *v + (T::one() - step.beta2) * g * g);
     let denominator = v.sqrt() / step.bias_correction2_sqrt + step.eps;
     *p -= step.step_size * (*m / denominator);
+}
+
+/// Returns `x`, or zero when `x` is subnormal: nonzero, and smaller in magnitude than the
+/// smallest normal number (`1.2e-38` in `f32`). NaN and infinities pass unchanged.
+///
+/// Every buffer update goes through it. A buffer whose gradient stays at zero, such as those
+/// of the weights of a pixel that is zero in every image, decays geometrically (`m ← β1 m`) and
+/// would spend about 150 steps in the subnormal range before it reached zero. On Intel CPUs
+/// each subnormal result costs a microcode assist. Without the flush, training 784-256-128-10
+/// on one thread took about 45% longer an epoch from the third epoch on (BENCHMARKS.md). A
+/// flushed value differs from the exact one by less than `1.2e-38`. Adam divides it by at
+/// least `ε`, so an update changes by less than `γ 1.2e-38 / ε`, about `1e-33` at its defaults.
+#[inline(always)]
+fn flush_subnormal<T: Float>(x: T) -> T {
+    if x.abs() < T::min_positive_value() {
+        T::zero()
+    } else {
+        x
+    }
 }
 
 #[cfg(test)]

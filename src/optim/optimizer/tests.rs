@@ -760,3 +760,53 @@ fn adam_column_major_weights_match() {
     };
     assert_eq!(run(row_major), run(column_major));
 }
+
+#[test]
+fn flush_subnormal_keeps_normal_values() {
+    let smallest = f32::MIN_POSITIVE;
+    assert_eq!(flush_subnormal(smallest), smallest);
+    assert_eq!(flush_subnormal(-smallest), -smallest);
+    assert_eq!(flush_subnormal(smallest / 2.0), 0.0);
+    assert_eq!(flush_subnormal(-f32::from_bits(1)), 0.0);
+    assert_eq!(flush_subnormal(1.5f32), 1.5);
+    assert!(flush_subnormal(f32::NAN).is_nan());
+    assert_eq!(flush_subnormal(f32::NEG_INFINITY), f32::NEG_INFINITY);
+}
+
+#[test]
+fn decaying_buffers_skip_subnormals() {
+    // One gradient of 1e-30, then zeros: every buffer decays geometrically through the
+    // subnormal range, where each value must become zero instead.
+    for config in [
+        OptimizerConfig::momentum(),
+        OptimizerConfig::RmsProp {
+            lr: 0.01,
+            alpha: 0.99,
+            eps: 1e-8,
+            momentum: 0.9,
+        },
+        OptimizerConfig::adam(),
+    ] {
+        let layer = Dense::new(array![[1.0f32]], array![0.0f32], Activation::Identity).unwrap();
+        let mut network = Network::new(vec![layer]).unwrap();
+        let mut optimizer = Optimizer::new(config, &network).unwrap();
+        let mut grads = Gradients::new(&network);
+        grads.weights[0][[0, 0]] = 1e-30;
+        let mut reached_zero = false;
+        for _ in 0..2000 {
+            optimizer.step(&mut network, &grads, 1e-3).unwrap();
+            grads.weights[0][[0, 0]] = 0.0;
+            for tensor in optimizer.state_tensors() {
+                for &value in &tensor.data {
+                    assert!(
+                        value == 0.0 || value.abs() >= f32::MIN_POSITIVE,
+                        "{} contains the subnormal {value:e}",
+                        tensor.name
+                    );
+                    reached_zero |= tensor.name.ends_with("weight") && value == 0.0;
+                }
+            }
+        }
+        assert!(reached_zero, "{config:?}: no buffer decayed to zero");
+    }
+}
