@@ -213,11 +213,10 @@ fn sum_panel<T: Float>(weights: &[T], width: usize, x: &[T], columns: &[u32], su
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
     use std::arch::x86_64::{
-        _MM_HINT_T0, _mm_prefetch, _mm512_fmadd_ps, _mm512_loadu_ps, _mm512_set1_ps,
-        _mm512_setzero_ps, _mm512_storeu_ps,
+        _mm512_fmadd_ps, _mm512_loadu_ps, _mm512_set1_ps, _mm512_setzero_ps, _mm512_storeu_ps,
     };
 
-    use super::avx2::PREFETCH_AHEAD;
+    use super::avx2::{PREFETCH_AHEAD, prefetch_column};
 
     /// Computes `sum_panel` in `f32` for a panel of `16 V` outputs, as the AVX2 version does
     /// with half as many 512-bit accumulators and loads. Each output gets the same fused
@@ -239,15 +238,8 @@ mod avx512 {
         for (i, &k) in columns.iter().enumerate() {
             let k = k as usize;
             if let Some(&ahead) = columns.get(i + PREFETCH_AHEAD) {
-                // SAFETY: the caller guarantees that every listed column lies inside
-                // `weights`, so its cache lines do too.
-                unsafe {
-                    let column = weights.as_ptr().add(ahead as usize * width).cast::<i8>();
-                    for offset in (0..4 * width).step_by(64) {
-                        _mm_prefetch::<_MM_HINT_T0>(column.add(offset));
-                    }
-                    _mm_prefetch::<_MM_HINT_T0>(column.add(4 * width - 1));
-                }
+                // SAFETY: the caller guarantees that every listed column lies inside `weights`.
+                unsafe { prefetch_column(weights, width, ahead as usize) };
             }
             // SAFETY: guaranteed by the caller for every listed `k`.
             unsafe {
@@ -278,6 +270,24 @@ mod avx2 {
     /// about 10% off the latency of a 784-256-128-10 network against no prefetch; 8 sits in
     /// the middle of that range.
     pub(super) const PREFETCH_AHEAD: usize = 8;
+
+    /// Asks the CPU to load column `k` of a panel `width` values wide into L1.
+    ///
+    /// # Safety
+    ///
+    /// Column `k` must lie inside `weights`, which has `width` values per column.
+    #[inline(always)]
+    pub(super) unsafe fn prefetch_column(weights: &[f32], width: usize, k: usize) {
+        // SAFETY: guaranteed by the caller, so every cache line touched lies inside `weights`.
+        unsafe {
+            let column = weights.as_ptr().add(k * width).cast::<i8>();
+            for offset in (0..4 * width).step_by(64) {
+                _mm_prefetch::<_MM_HINT_T0>(column.add(offset));
+            }
+            // The column need not start on a cache line, so it may end on one more.
+            _mm_prefetch::<_MM_HINT_T0>(column.add(4 * width - 1));
+        }
+    }
 
     /// Indices of the set bits of each byte, in increasing order, one index per byte of the
     /// entry: entry `0b0000_0101` is `0x0200` (indices 0 and 2).
@@ -354,16 +364,8 @@ mod avx2 {
             // The columns listed are scattered, so the hardware prefetchers cannot foresee
             // them. Ask for the column `PREFETCH_AHEAD` places on while this one is summed.
             if let Some(&ahead) = columns.get(i + PREFETCH_AHEAD) {
-                // SAFETY: the caller guarantees that every listed column lies inside
-                // `weights`, so its cache lines do too.
-                unsafe {
-                    let column = weights.as_ptr().add(ahead as usize * width).cast::<i8>();
-                    for offset in (0..4 * width).step_by(64) {
-                        _mm_prefetch::<_MM_HINT_T0>(column.add(offset));
-                    }
-                    // The column need not start on a cache line, so it may end on one more.
-                    _mm_prefetch::<_MM_HINT_T0>(column.add(4 * width - 1));
-                }
+                // SAFETY: the caller guarantees that every listed column lies inside `weights`.
+                unsafe { prefetch_column(weights, width, ahead as usize) };
             }
             // SAFETY: guaranteed by the caller for every listed `k`.
             unsafe {

@@ -855,29 +855,17 @@ unsafe fn pack_row_major_panel(rows: &[*const f32; MR], kc: usize, panel: &mut [
     for e in 0..eights {
         // SAFETY: steps `8 e .. 8 e + 8` of each row lie inside its `kc` values.
         let row = |i: usize| unsafe { _mm256_loadu_ps(rows[i].add(e * 8)) };
-        let (r0, r1, r2, r3, r4, r5) = (row(0), row(1), row(2), row(3), row(4), row(5));
-        let (t0, t1) = (_mm256_unpacklo_ps(r0, r1), _mm256_unpackhi_ps(r0, r1));
-        let (t2, t3) = (_mm256_unpacklo_ps(r2, r3), _mm256_unpackhi_ps(r2, r3));
-        let (t4, t5) = (_mm256_unpacklo_ps(r4, r5), _mm256_unpackhi_ps(r4, r5));
-        let s0 = _mm256_shuffle_ps::<0x44>(t0, t2);
-        let s1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
-        let s2 = _mm256_shuffle_ps::<0x44>(t1, t3);
-        let s3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
-        let s4 = _mm256_shuffle_ps::<0x44>(t4, t4);
-        let s5 = _mm256_shuffle_ps::<0xEE>(t4, t4);
-        let s6 = _mm256_shuffle_ps::<0x44>(t5, t5);
-        let s7 = _mm256_shuffle_ps::<0xEE>(t5, t5);
-        // Rows 0 to 3 of each step sit in the low 128 bits, rows 4 and 5 in the high ones.
-        let steps = [
-            _mm256_permute2f128_ps::<0x20>(s0, s4),
-            _mm256_permute2f128_ps::<0x20>(s1, s5),
-            _mm256_permute2f128_ps::<0x20>(s2, s6),
-            _mm256_permute2f128_ps::<0x20>(s3, s7),
-            _mm256_permute2f128_ps::<0x31>(s0, s4),
-            _mm256_permute2f128_ps::<0x31>(s1, s5),
-            _mm256_permute2f128_ps::<0x31>(s2, s6),
-            _mm256_permute2f128_ps::<0x31>(s3, s7),
-        ];
+        // Rows 6 and 7 repeat rows 4 and 5, so each step's last two values are padding.
+        let steps = transpose_8x8([
+            row(0),
+            row(1),
+            row(2),
+            row(3),
+            row(4),
+            row(5),
+            row(4),
+            row(5),
+        ]);
         for (t, step) in steps.into_iter().enumerate() {
             // SAFETY: the store writes values `(8 e + t) MR ..` plus 8, inside `panel` by the
             // assertion above.
@@ -974,6 +962,39 @@ unsafe fn pack_b(
     }
 }
 
+/// Returns the transpose of the 8 x 8 block whose rows are `rows`: value `j` of row `i` comes
+/// out as value `i` of row `j`. Pairs, then quadruples, are interleaved within each 128-bit
+/// half, and the halves are then exchanged.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn transpose_8x8(rows: [std::arch::x86_64::__m256; 8]) -> [std::arch::x86_64::__m256; 8] {
+    use std::arch::x86_64::*;
+    let [r0, r1, r2, r3, r4, r5, r6, r7] = rows;
+    let (t0, t1) = (_mm256_unpacklo_ps(r0, r1), _mm256_unpackhi_ps(r0, r1));
+    let (t2, t3) = (_mm256_unpacklo_ps(r2, r3), _mm256_unpackhi_ps(r2, r3));
+    let (t4, t5) = (_mm256_unpacklo_ps(r4, r5), _mm256_unpackhi_ps(r4, r5));
+    let (t6, t7) = (_mm256_unpacklo_ps(r6, r7), _mm256_unpackhi_ps(r6, r7));
+    let s0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+    let s1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
+    let s2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+    let s3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
+    let s4 = _mm256_shuffle_ps::<0x44>(t4, t6);
+    let s5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
+    let s6 = _mm256_shuffle_ps::<0x44>(t5, t7);
+    let s7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
+    // Columns 0 to 3 sit in the low halves, columns 4 to 7 in the high ones.
+    [
+        _mm256_permute2f128_ps::<0x20>(s0, s4),
+        _mm256_permute2f128_ps::<0x20>(s1, s5),
+        _mm256_permute2f128_ps::<0x20>(s2, s6),
+        _mm256_permute2f128_ps::<0x20>(s3, s7),
+        _mm256_permute2f128_ps::<0x31>(s0, s4),
+        _mm256_permute2f128_ps::<0x31>(s1, s5),
+        _mm256_permute2f128_ps::<0x31>(s2, s6),
+        _mm256_permute2f128_ps::<0x31>(s3, s7),
+    ]
+}
+
 /// Packs the first `kc / 8 * 8` steps of one full panel of a `B` whose columns are contiguous
 /// (unit row stride), such as `X^T` in `dW[1] = dZ[1] X^T`, as [`pack_b`] would, and returns
 /// that number of steps. Each group of 8 steps loads 8 values from each of the 16 columns and transposes
@@ -1001,32 +1022,7 @@ unsafe fn pack_transposed_panel(
             let column = |c: usize| unsafe {
                 _mm256_loadu_ps(b.ptr.offset(b.offset(p0 + e * 8, first + half * 8 + c)))
             };
-            let (r0, r1, r2, r3) = (column(0), column(1), column(2), column(3));
-            let (r4, r5, r6, r7) = (column(4), column(5), column(6), column(7));
-            // Pairs, then quadruples of columns per step, within each 128-bit lane.
-            let (t0, t1) = (_mm256_unpacklo_ps(r0, r1), _mm256_unpackhi_ps(r0, r1));
-            let (t2, t3) = (_mm256_unpacklo_ps(r2, r3), _mm256_unpackhi_ps(r2, r3));
-            let (t4, t5) = (_mm256_unpacklo_ps(r4, r5), _mm256_unpackhi_ps(r4, r5));
-            let (t6, t7) = (_mm256_unpacklo_ps(r6, r7), _mm256_unpackhi_ps(r6, r7));
-            let s0 = _mm256_shuffle_ps::<0x44>(t0, t2);
-            let s1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
-            let s2 = _mm256_shuffle_ps::<0x44>(t1, t3);
-            let s3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
-            let s4 = _mm256_shuffle_ps::<0x44>(t4, t6);
-            let s5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
-            let s6 = _mm256_shuffle_ps::<0x44>(t5, t7);
-            let s7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
-            // Steps 0 to 3 sit in the low lanes, steps 4 to 7 in the high ones.
-            let steps = [
-                _mm256_permute2f128_ps::<0x20>(s0, s4),
-                _mm256_permute2f128_ps::<0x20>(s1, s5),
-                _mm256_permute2f128_ps::<0x20>(s2, s6),
-                _mm256_permute2f128_ps::<0x20>(s3, s7),
-                _mm256_permute2f128_ps::<0x31>(s0, s4),
-                _mm256_permute2f128_ps::<0x31>(s1, s5),
-                _mm256_permute2f128_ps::<0x31>(s2, s6),
-                _mm256_permute2f128_ps::<0x31>(s3, s7),
-            ];
+            let steps = transpose_8x8(std::array::from_fn(column));
             for (t, step) in steps.into_iter().enumerate() {
                 let out = &mut panel[(e * 8 + t) * NR + half * 8..][..8];
                 // SAFETY: `out` has 8 values.
@@ -1201,6 +1197,26 @@ mod tests {
         check(0.5, w.t(), b.view(), -1.0, filled(100, 300, 9));
     }
 
+    /// Packs the `mc x kc` block at (2, 1) of `a`, which must have at least `mc + 2` rows and
+    /// `kc + 1` columns, and compares every packed value with its source.
+    fn assert_packs_block(a: ArrayView2<'_, f32>, mc: usize, kc: usize) {
+        let strided = Strided {
+            ptr: a.as_ptr(),
+            row: a.strides()[0],
+            col: a.strides()[1],
+        };
+        let stride = panel_stride(kc);
+        let mut out = vec![f32::NAN; mc.div_ceil(MR) * stride];
+        // SAFETY: the block at (2, 1) of mc x kc lies inside `a`, as the caller guarantees.
+        unsafe { pack_a_block(strided, block(2, 1, mc, kc), stride, &mut out) };
+        for i in 0..mc {
+            for p in 0..kc {
+                let got = out[i / MR * stride + p * MR + i % MR];
+                assert_eq!(got, a[[2 + i, 1 + p]], "row {i}, step {p} of {mc} x {kc}");
+            }
+        }
+    }
+
     #[test]
     fn packs_column_major_block_of_full_size() {
         if !super::available() {
@@ -1210,22 +1226,7 @@ mod tests {
         // A block of MC x KC fills the buffer's panels, as the largest block does.
         for (mc, kc) in [(MC, KC), (MC - 2, 7)] {
             let w = filled(kc + 3, mc + 5, 10);
-            let a = w.t();
-            let strided = Strided {
-                ptr: a.as_ptr(),
-                row: a.strides()[0],
-                col: a.strides()[1],
-            };
-            let stride = panel_stride(kc);
-            let mut out = vec![f32::NAN; mc.div_ceil(MR) * stride];
-            // SAFETY: the block at (2, 1) of mc x kc lies inside the (mc + 5) x (kc + 3) `A`.
-            unsafe { pack_a_block(strided, block(2, 1, mc, kc), stride, &mut out) };
-            for i in 0..mc {
-                for p in 0..kc {
-                    let got = out[i / MR * stride + p * MR + i % MR];
-                    assert_eq!(got, a[[2 + i, 1 + p]], "row {i}, step {p} of {mc} x {kc}");
-                }
-            }
+            assert_packs_block(w.t(), mc, kc);
         }
     }
 
@@ -1238,21 +1239,7 @@ mod tests {
         // Full blocks, steps left over after groups of eight, and a last panel of 1 row.
         for (mc, kc) in [(MC, KC), (MC - 2, 7), (13, 21)] {
             let a = filled(mc + 5, kc + 3, 11);
-            let strided = Strided {
-                ptr: a.as_ptr(),
-                row: a.strides()[0],
-                col: a.strides()[1],
-            };
-            let stride = panel_stride(kc);
-            let mut out = vec![f32::NAN; mc.div_ceil(MR) * stride];
-            // SAFETY: the block at (2, 1) of mc x kc lies inside the (mc + 5) x (kc + 3) `A`.
-            unsafe { pack_a_block(strided, block(2, 1, mc, kc), stride, &mut out) };
-            for i in 0..mc {
-                for p in 0..kc {
-                    let got = out[i / MR * stride + p * MR + i % MR];
-                    assert_eq!(got, a[[2 + i, 1 + p]], "row {i}, step {p} of {mc} x {kc}");
-                }
-            }
+            assert_packs_block(a.view(), mc, kc);
         }
     }
 
