@@ -6,7 +6,7 @@
 //! values) fills a 512-bit register, and the tile spans two neighbouring panels. Each row then
 //! has two accumulators: 24 for 12 rows, which with the two steps of `B` take 26 of the 32
 //! registers. Each step does two fused multiply-adds per broadcast of `A`. With one per
-//! broadcast, as in a tile of 12 x 16, the broadcasts saturate the load ports: in a scratch C
+//! broadcast, as in a tile of 12 x 16, the broadcasts saturate the load ports. In a scratch C
 //! loop with its operands in L1, on one core of the Xeon of BENCHMARKS.md, 12 x 16 ran at
 //! 88 GFLOP/s, 12 x 32 at 155 and the AVX2 kernel's 6 x 16 at 105.
 //!
@@ -48,7 +48,8 @@ pub(crate) struct Wide {
 
 /// Returns whether this CPU runs [`wide_avx512`]: AVX-512 Foundation, unless the environment
 /// variable `FEEDFORWARD_KERNEL` is `avx2`, which keeps every product on the AVX2 kernel (for
-/// comparing the two). The CPU and the variable are read once.
+/// comparing the two). Any value other than `avx2` and `auto` is logged as a warning and
+/// ignored. The CPU and the variable are read once.
 pub(crate) fn available() -> bool {
     #[cfg(test)]
     if FORCE_AVX2.load(std::sync::atomic::Ordering::Relaxed) {
@@ -56,7 +57,14 @@ pub(crate) fn available() -> bool {
     }
     static AVAILABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *AVAILABLE.get_or_init(|| {
-        let forced_avx2 = std::env::var("FEEDFORWARD_KERNEL").is_ok_and(|v| v == "avx2");
+        let setting = std::env::var("FEEDFORWARD_KERNEL").ok();
+        let forced_avx2 = forces_avx2(setting.as_deref()).unwrap_or_else(|value| {
+            log::warn!(
+                "invalid FEEDFORWARD_KERNEL={value:?}: expected avx2 or auto; using the \
+                 fastest kernel this CPU runs"
+            );
+            false
+        });
         #[cfg(target_arch = "x86_64")]
         {
             !forced_avx2 && is_x86_feature_detected!("avx512f")
@@ -67,6 +75,16 @@ pub(crate) fn available() -> bool {
             false
         }
     })
+}
+
+/// Returns whether the value of `FEEDFORWARD_KERNEL` keeps products on the AVX2 kernel: true
+/// for `avx2`, false when unset or `auto`, and the value itself as the error otherwise.
+fn forces_avx2(setting: Option<&str>) -> Result<bool, &str> {
+    match setting {
+        None | Some("auto") => Ok(false),
+        Some("avx2") => Ok(true),
+        Some(other) => Err(other),
+    }
 }
 
 /// Makes [`available`] return false while set, so that a test can compare the two kernels in
@@ -256,4 +274,18 @@ fn has_negative_zero(sums: &Sums) -> bool {
         let negative = _mm512_cmplt_epi32_mask(_mm512_castps_si512(sum), _mm512_setzero_si512());
         zeros & negative != 0
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::forces_avx2;
+
+    #[test]
+    fn kernel_setting_parses() {
+        assert_eq!(forces_avx2(None), Ok(false));
+        assert_eq!(forces_avx2(Some("auto")), Ok(false));
+        assert_eq!(forces_avx2(Some("avx2")), Ok(true));
+        assert_eq!(forces_avx2(Some("AVX2")), Err("AVX2"));
+        assert_eq!(forces_avx2(Some("")), Err(""));
+    }
 }

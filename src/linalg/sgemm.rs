@@ -1534,8 +1534,8 @@ mod tests {
         underflow.column_mut(1).fill(1.0);
 
         let mut products: Vec<(ArrayView2<'_, f32>, Array2<f32>)> = Vec::new();
-        // Edge shapes around the tiles (6 and 12 rows, 16 and 32 columns), read in place and
-        // packed, and transposed.
+        // Edge shapes around the tiles (6 and 12 rows, 16 and 32 columns), with `A` row-major
+        // (read in place) and transposed (packed when it spans enough panels).
         for (m, n, k) in [
             (5, 15, 3),
             (12, 32, 7),
