@@ -100,7 +100,8 @@ thread_local! {
     static PACKED: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
     /// This thread's packed rows of `A`, [`MC`] x [`KC`] at most.
     static PACKED_A: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
-    /// This thread's lists of nonzero steps, [`KC`] places for each panel of `B`.
+    /// This thread's lists of nonzero steps: [`KC`] places for each panel of `B` (or of `A`),
+    /// then [`KC`] for each pair of panels of `B` that the AVX-512 kernel reads side by side.
     static STEPS: RefCell<Vec<u32>> = const { RefCell::new(Vec::new()) };
 }
 
@@ -338,8 +339,8 @@ pub(crate) fn reserve_buffers() {
 }
 
 fn reserve(packed: &mut Vec<f32>, packed_a: &mut Vec<f32>, steps: &mut Vec<u32>) {
-    if steps.len() < KC * NC / NR {
-        steps.resize(KC * NC / NR, 0);
+    if steps.len() < STEP_LISTS + KC * PAIRS {
+        steps.resize(STEP_LISTS + KC * PAIRS, 0);
     }
     if packed.len() < KC * NC + ALIGN {
         packed.resize(KC * NC + ALIGN, 0.0);
@@ -348,6 +349,11 @@ fn reserve(packed: &mut Vec<f32>, packed_a: &mut Vec<f32>, steps: &mut Vec<u32>)
         packed_a.resize(MC / MR * panel_stride(KC) + ALIGN, 0.0);
     }
 }
+
+/// Places in a thread's step lists for the panels of one block of `B`.
+const STEP_LISTS: usize = KC * NC / NR;
+/// Pairs of panels in one block of `B`.
+const PAIRS: usize = NC / kernel512::WIDTH;
 
 /// Values of slack in each buffer, so that its used part can start on a cache line.
 const ALIGN: usize = 16;
@@ -441,7 +447,7 @@ unsafe fn block_with(
     let k = product.k;
     let wide = kernel512::available();
     let mut counts = [0usize; NC / NR];
-    let mut union = [0u32; KC];
+    let (steps, unions) = steps.split_at_mut(STEP_LISTS);
     for jc in cols.clone().step_by(NC) {
         let nc = NC.min(cols.end - jc);
         // The AVX-512 kernel reads a row-major `A` in place: packing it was slower for batch
@@ -459,6 +465,24 @@ unsafe fn block_with(
             unsafe { pack_b(product.b, pc, jc, kc, nc, packed, lists) };
             let skip = |q: usize| product.skip_zeros && (kc - counts[q]) * SKIP_FROM >= kc;
             let any_skip = (0..nc.div_ceil(NR)).any(skip);
+            // Two panels side by side for the AVX-512 kernel share the steps at which either is
+            // nonzero, when those leave out enough steps. Each union is merged once per block of
+            // `B` and serves every block of rows. Merged again for each block of rows, unions
+            // took 2 to 4% more of the time in the products of 784-1024-1024-10 (BENCHMARKS.md).
+            let mut union_counts = [None; PAIRS];
+            if wide && any_skip {
+                for (pair, count) in union_counts.iter_mut().enumerate() {
+                    let q = 2 * pair;
+                    if q + 1 < nc.div_ceil(NR) && skip(q) && skip(q + 1) {
+                        let len = merge_steps(
+                            &steps[q * KC..][..counts[q]],
+                            &steps[(q + 1) * KC..][..counts[q + 1]],
+                            &mut unions[pair * KC..][..KC],
+                        );
+                        *count = ((kc - len) * SKIP_FROM >= kc).then_some(len);
+                    }
+                }
+            }
             // A skipped step of `A` multiplies a zero by `B[p, j]`, which must be finite.
             let list_a = product.list_a && all_finite(&packed[..nc.div_ceil(NR) * NR * kc]);
             let beta = if pc == 0 { product.beta } else { 1.0 };
@@ -554,15 +578,10 @@ unsafe fn block_with(
                         q += 1;
                         continue;
                     }
-                    // Two panels side by side for the AVX-512 kernel. They share the steps at
-                    // which either is nonzero, when those leave out enough steps.
-                    let shared = match (listed_b(q), listed_b(q + 1)) {
-                        (Some(first), Some(second)) => {
-                            let len = merge_steps(first, second, &mut union);
-                            ((kc - len) * SKIP_FROM >= kc).then(|| &union[..len])
-                        }
-                        _ => None,
-                    };
+                    // Two panels side by side for the AVX-512 kernel, with their shared list.
+                    let shared = union_counts[q / 2]
+                        .filter(|_| finite)
+                        .map(|len| &unions[q / 2 * KC..][..len]);
                     #[cfg(test)]
                     if shared.is_some() {
                         SKIPPED_TILES.fetch_add(1, Ordering::Relaxed);
@@ -622,7 +641,7 @@ unsafe fn block_with(
 }
 
 /// Writes the sorted union of two sorted lists of steps into `out` and returns its length.
-fn merge_steps(first: &[u32], second: &[u32], out: &mut [u32; KC]) -> usize {
+fn merge_steps(first: &[u32], second: &[u32], out: &mut [u32]) -> usize {
     let (mut i, mut j, mut len) = (0, 0, 0);
     while i < first.len() || j < second.len() {
         let next = match (first.get(i), second.get(j)) {
