@@ -95,6 +95,17 @@ pub(crate) enum Steps<'a> {
     Listed { steps: &'a [u32], kc: usize },
 }
 
+impl Steps<'_> {
+    /// Returns how many steps a tile sums over.
+    #[cfg(target_arch = "x86_64")]
+    pub(crate) fn count(&self) -> usize {
+        match self {
+            Steps::All(kc) => *kc,
+            Steps::Listed { steps, .. } => steps.len(),
+        }
+    }
+}
+
 /// Updates one tile: `C = alpha A B + beta C` on its valid rows and columns, summed over
 /// `steps`.
 ///
