@@ -471,11 +471,13 @@ mod tests {
             let columns = &columns[..count];
 
             let mut wide = vec![0.0f32; rows];
-            panels.multiply(&x, columns, &mut wide, 0..panels.panels());
-            crate::linalg::kernel512::FORCE_AVX2.store(true, std::sync::atomic::Ordering::Relaxed);
+            crate::linalg::kernel512::with_kernel(false, || {
+                panels.multiply(&x, columns, &mut wide, 0..panels.panels())
+            });
             let mut narrow = vec![0.0f32; rows];
-            panels.multiply(&x, columns, &mut narrow, 0..panels.panels());
-            crate::linalg::kernel512::FORCE_AVX2.store(false, std::sync::atomic::Ordering::Relaxed);
+            crate::linalg::kernel512::with_kernel(true, || {
+                panels.multiply(&x, columns, &mut narrow, 0..panels.panels())
+            });
 
             let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
             assert_eq!(bits(&wide), bits(&narrow), "{rows} rows");

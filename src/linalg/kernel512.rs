@@ -98,9 +98,30 @@ fn forces_avx2(setting: Option<&str>) -> Result<bool, &str> {
 
 /// Makes [`available`] return false while set, so that a test can compare the two kernels in
 /// one process. Products running meanwhile on other threads give the same bits either way.
+/// Tests set it through [`with_kernel`].
 #[cfg(test)]
-pub(crate) static FORCE_AVX2: std::sync::atomic::AtomicBool =
-    std::sync::atomic::AtomicBool::new(false);
+static FORCE_AVX2: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Runs `f` with [`available`] returning false when `avx2` is set, and as the CPU allows
+/// otherwise, while no other test runs `with_kernel`. A test that needs one kernel for its
+/// whole length, such as one that counts the tiles that listed steps of `A` (which only the
+/// AVX2 kernel's products do), then gets it.
+#[cfg(test)]
+pub(crate) fn with_kernel<R>(avx2: bool, f: impl FnOnce() -> R) -> R {
+    use std::sync::atomic::Ordering;
+    /// Puts the setting back even when `f` panics.
+    struct Reset;
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            FORCE_AVX2.store(false, Ordering::Relaxed);
+        }
+    }
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _lock = LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _reset = Reset;
+    FORCE_AVX2.store(avx2, Ordering::Relaxed);
+    f()
+}
 
 /// Updates one tile of `6 * GROUPS` rows: `C = alpha A B + beta C` on its valid columns, summed
 /// over `steps`, which the tile's rows and both panels share (every step, or the steps at
