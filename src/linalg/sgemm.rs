@@ -35,7 +35,7 @@
 //! one thread the single chunk checks the blocks it reads. The check costs a pass over `A`,
 //! so products with fewer than [`SKIP_MIN_COLUMNS`] columns sum every step. Products split by
 //! rows list no steps of `B` either, because each of their chunks would list all of `B`. Tall
-//! ones list the steps of `A` instead (below).
+//! ones list the steps of `A` instead on the AVX2 kernel (below).
 //!
 //! On shuffled batches of 512 Fashion-MNIST images, about 8% of the panel steps of `W[1] X`
 //! are zero, and 16% of those of `dW[1] = dZ[1] X^T`. In the first three epochs of training
@@ -163,7 +163,8 @@ struct Product {
     /// steps of `A` (`list_a`).
     skip_zeros: bool,
     /// Whether tiles may sum only over the nonzero steps of their panel of `A` instead: the
-    /// product is tall ([`TALL`]) and `A` is row-major. `skip_zeros` is then off.
+    /// product is tall ([`TALL`]), `A` is row-major, and the AVX-512 kernel is not available.
+    /// `skip_zeros` is off for every tall product with a row-major `A`.
     list_a: bool,
 }
 
@@ -298,8 +299,9 @@ pub(crate) unsafe fn sgemm(
         // Each chunk of rows reads its panels of `A` against all of `B`, whose columns (the
         // outputs of a layer, in inference) have no zero steps, while its rows (examples) do.
         // The AVX-512 kernel sums every step in tiles of 12 rows faster than it sums panels of
-        // six rows over their lists: batch inference of 784-256-128-10 took 18 to 19% less
-        // time without the lists, of 784-1024-1024-10 10% less (BENCHMARKS.md).
+        // six rows over their lists: the products of batch inference of 784-256-128-10 took 16
+        // to 17% less time without the lists, those of 784-1024-1024-10 11% less
+        // (BENCHMARKS.md).
         product.skip_zeros = false;
         product.list_a = !kernel512::available();
     } else if chunks > 1 {
@@ -473,7 +475,7 @@ unsafe fn block_with(
             // Two panels side by side for the AVX-512 kernel share the steps at which either is
             // nonzero, when those leave out enough steps. Each union is merged once per block of
             // `B` and serves every block of rows. Merged again for each block of rows, unions
-            // took 2 to 4% more of the time in the products of 784-1024-1024-10 (BENCHMARKS.md).
+            // took 1 to 4% more of the time in the products of 784-1024-1024-10 (BENCHMARKS.md).
             let mut union_counts = [None; PAIRS];
             if wide && any_skip {
                 for (pair, count) in union_counts.iter_mut().enumerate() {
