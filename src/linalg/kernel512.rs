@@ -102,6 +102,12 @@ fn forces_avx2(setting: Option<&str>) -> Result<bool, &str> {
 #[cfg(test)]
 static FORCE_AVX2: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
+#[cfg(test)]
+thread_local! {
+    /// Tiles that this thread summed in assembly, counted for the tests.
+    static ASSEMBLY_TILES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
 /// Runs `f` with [`available`] returning false when `avx2` is set, and as the CPU allows
 /// otherwise, while no other test runs `with_kernel`. A test that needs one kernel for its
 /// whole length, such as one that counts the tiles that listed steps of `A` (which only the
@@ -109,7 +115,7 @@ static FORCE_AVX2: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool
 #[cfg(test)]
 pub(crate) fn with_kernel<R>(avx2: bool, f: impl FnOnce() -> R) -> R {
     use std::sync::atomic::Ordering;
-    /// Puts the setting back even when `f` panics.
+    /// Guard that puts the setting back even when `f` panics.
     struct Reset;
     impl Drop for Reset {
         fn drop(&mut self) {
@@ -147,9 +153,13 @@ pub(crate) unsafe fn wide_avx512<const GROUPS: usize>(
     beta: f32,
 ) {
     // Whether the loops in assembly sum this tile: 12 rows of a row-major `A`, and enough
-    // steps. The compiled loops keep arms of their own: called from one closure shared with the
-    // assembly, the compiled loop over listed steps kept its sums on the stack.
+    // steps. The compiled loops keep arms of their own, because called from one closure shared
+    // with the assembly, the compiled loop over listed steps kept its sums on the stack.
     let assembly = GROUPS == 2 && tile.a_col == 1 && steps.count() >= ASSEMBLY_FROM;
+    #[cfg(test)]
+    if assembly {
+        ASSEMBLY_TILES.with(|tiles| tiles.set(tiles.get() + 1));
+    }
     let sums = match steps {
         // SAFETY: forwarded from the caller, and `A` is row-major.
         Steps::All(kc) if assembly => unsafe { sum_rows12(kc, &tile) },
@@ -277,9 +287,9 @@ unsafe fn sum_all<const GROUPS: usize>(kc: usize, tile: &Wide) -> Sums {
     sums
 }
 
-/// Steps a tile needs before it runs a loop in assembly. Such a loop moves the 24 sums into
-/// their registers and back. The value is an estimate, set so that the last layer's
-/// `W[3]^T dZ[3]` of 784-1024-1024-10 (10 steps) keeps the compiled loop.
+/// Steps a tile needs before it runs a loop in assembly, which moves the 24 sums into their
+/// registers and back. The value is an estimate of where that stops mattering, not tuned by
+/// measurement: in 784-1024-1024-10 only short lists of steps fall below it.
 #[cfg(target_arch = "x86_64")]
 const ASSEMBLY_FROM: usize = 16;
 
@@ -310,8 +320,9 @@ unsafe fn sum_rows12(kc: usize, tile: &Wide) -> Sums {
     sums
 }
 
-/// One step of [`sum_quads`]: the two vectors of `B` at `64 j` bytes from `{b}`, then for each
-/// of the 12 rows a broadcast of its value `4 j` bytes on and two fused multiply-adds.
+/// Expands to step `$j` of a pass of [`sum_quads`]: the two vectors of `B` at `64 $j` bytes from
+/// `{b}`, then for each of the 12 rows a broadcast of its value `4 $j` bytes on and two fused
+/// multiply-adds.
 #[cfg(target_arch = "x86_64")]
 macro_rules! quad_step {
     ($j:literal) => {
@@ -338,9 +349,9 @@ macro_rules! quad_step {
     };
 }
 
-/// One row of a step in assembly: a broadcast into `zmm$t` from the address `$address$j`,
-/// then its products with both vectors of `B` (`zmm24`, `zmm25`) added into `zmm$first` and
-/// `zmm$second`.
+/// Expands to one row of a step in assembly: a broadcast into `zmm$t` from the address
+/// `$address$j`, then its products with both vectors of `B` (`zmm24`, `zmm25`) added into
+/// `zmm$first` and `zmm$second`.
 #[cfg(target_arch = "x86_64")]
 macro_rules! row_step {
     ($t:literal, $first:literal, $second:literal, $address:literal, $j:literal) => {
@@ -365,8 +376,9 @@ macro_rules! row_step {
     };
 }
 
-/// The 24 sums of a tile of 12 rows, bound to `zmm0` to `zmm23` (row `i` in `zmm(2 i)` and
-/// `zmm(2 i + 1)`), with `zmm24` to `zmm31` free for the loop, as operands of `asm!`.
+/// Expands to `asm!` with the given template and operands, plus the 24 sums of a tile of 12 rows
+/// bound to `zmm0` to `zmm23` (row `i` in `zmm(2 i)` and `zmm(2 i + 1)`) and `zmm24` to `zmm31`
+/// free for the loop.
 #[cfg(target_arch = "x86_64")]
 macro_rules! sums_in_registers {
     ($s:ident, $($rest:tt)*) => {
@@ -407,10 +419,11 @@ unsafe fn sum_quads(kc: usize, tile: &Wide, sums: &mut Sums) -> usize {
     if quads == 0 {
         return 0;
     }
+    // `a0` and `a3` are rows 0 and 3 of the first group of six, `g0` and `g3` of the second.
     let s = sums;
     // SAFETY: the caller guarantees 12 rows of `kc` steps from `tile.a` and `kc` steps of both
-    // panels, which share one buffer. The loop reads steps `0 .. 4 quads` of each and writes
-    // no memory.
+    // panels. The loop reads steps `0 .. 4 quads` of each, the second panel at its distance in
+    // bytes from the first, and writes no memory.
     unsafe {
         sums_in_registers!(
             s,
@@ -432,7 +445,7 @@ unsafe fn sum_quads(kc: usize, tile: &Wide, sums: &mut Sums) -> usize {
             g3 = inout(reg) tile.a[1].offset(3 * tile.a_row) => _,
             ar = in(reg) tile.a_row * 4,
             b = inout(reg) tile.b[0] => _,
-            d = in(reg) tile.b[1].byte_offset_from(tile.b[0]),
+            d = in(reg) (tile.b[1] as isize).wrapping_sub(tile.b[0] as isize),
             n = inout(reg) quads => _,
         );
     }
@@ -541,7 +554,7 @@ fn has_negative_zero(sums: &Sums) -> bool {
 mod tests {
     use super::forces_avx2;
     #[cfg(target_arch = "x86_64")]
-    use super::{Steps, WIDTH, Wide, available, wide_avx512};
+    use super::{Steps, WIDTH, Wide, wide_avx512};
     #[cfg(target_arch = "x86_64")]
     use crate::linalg::kernel::{MR, NR};
 
@@ -566,7 +579,7 @@ mod tests {
     #[test]
     #[cfg(target_arch = "x86_64")]
     fn twelve_rows_match_fused_sums() {
-        if !available() {
+        if !is_x86_feature_detected!("avx512f") {
             eprintln!("skipped: this CPU has no AVX-512F");
             return;
         }
@@ -583,41 +596,44 @@ mod tests {
                 }
             }
             for layout in [Layout::InPlace, Layout::Packed, Layout::EveryOther] {
+                // The second group of six rows starts one row (or, packed, 7 values) after the
+                // first group's end, so that a loop that reached it from the first group's
+                // address would read NaN.
+                let row = |stored_row: usize| match stored_row {
+                    r if r < MR => Some(r),
+                    r if r == MR => None,
+                    r => Some(r - 1),
+                };
                 let (stored, a_row, a_col, second) = match layout {
                     Layout::InPlace => {
                         let lda = kc + 5;
-                        let stored: Vec<f32> = (0..rows * lda)
-                            .map(|x| {
-                                if x % lda < kc {
-                                    a(x / lda, x % lda)
-                                } else {
-                                    f32::NAN
-                                }
+                        let stored: Vec<f32> = (0..(rows + 1) * lda)
+                            .map(|x| match row(x / lda) {
+                                Some(i) if x % lda < kc => a(i, x % lda),
+                                _ => f32::NAN,
                             })
                             .collect();
-                        (stored, lda as isize, 1, MR * lda)
+                        (stored, lda as isize, 1, (MR + 1) * lda)
                     }
                     Layout::Packed => {
-                        let stored: Vec<f32> = (0..rows * kc)
-                            .map(|x| {
-                                let (group, rest) = (x / (MR * kc), x % (MR * kc));
-                                a(group * MR + rest % MR, rest / MR)
+                        let stored: Vec<f32> = (0..rows * kc + 7)
+                            .map(|x| match x.checked_sub(MR * kc + 7) {
+                                None if x >= MR * kc => f32::NAN,
+                                None => a(x % MR, x / MR),
+                                Some(y) => a(MR + y % MR, y / MR),
                             })
                             .collect();
-                        (stored, 1, MR as isize, MR * kc)
+                        (stored, 1, MR as isize, MR * kc + 7)
                     }
                     Layout::EveryOther => {
                         let lda = 2 * kc;
-                        let stored: Vec<f32> = (0..rows * lda)
-                            .map(|x| {
-                                if x % 2 == 0 {
-                                    a(x / lda, x % lda / 2)
-                                } else {
-                                    f32::NAN
-                                }
+                        let stored: Vec<f32> = (0..(rows + 1) * lda)
+                            .map(|x| match row(x / lda) {
+                                Some(i) if x % 2 == 0 => a(i, x % lda / 2),
+                                _ => f32::NAN,
                             })
                             .collect();
-                        (stored, lda as isize, 2, MR * lda)
+                        (stored, lda as isize, 2, (MR + 1) * lda)
                     }
                 };
                 let every: Vec<u32> = (0..kc as u32).collect();
@@ -638,9 +654,14 @@ mod tests {
                         None => Steps::All(kc),
                         Some(list) => Steps::Listed { steps: list, kc },
                     };
+                    let before = super::ASSEMBLY_TILES.with(|tiles| tiles.get());
                     // SAFETY: the CPU has AVX-512F, the rows, panels and tile are inside their
                     // buffers for `kc` steps, and every listed step is below `kc`.
                     unsafe { wide_avx512::<2>(steps, tile, 1.0, 0.0) };
+                    let in_assembly = super::ASSEMBLY_TILES.with(|tiles| tiles.get()) > before;
+                    let expected =
+                        matches!(layout, Layout::InPlace) && steps.count() >= super::ASSEMBLY_FROM;
+                    assert_eq!(in_assembly, expected, "{layout:?}, kc {kc}");
                     let summed: Vec<usize> = match list {
                         None => (0..kc).collect(),
                         Some(list) => list.iter().map(|&p| p as usize).collect(),
