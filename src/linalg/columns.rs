@@ -455,7 +455,7 @@ mod tests {
 
     #[test]
     fn avx512_panels_match_avx2_bits() {
-        // Asked while no other test forces the AVX2 kernel.
+        // Read while no other test forces the AVX2 kernel.
         if !crate::linalg::kernel512::with_kernel(false, crate::linalg::kernel512::available) {
             eprintln!("skipped: this CPU has no AVX-512F, so every panel takes the AVX2 loop");
             return;

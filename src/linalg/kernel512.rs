@@ -108,10 +108,9 @@ thread_local! {
     static ASSEMBLY_TILES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
-/// Runs `f` with [`available`] returning false when `avx2` is set, and as the CPU allows
-/// otherwise, while no other test runs `with_kernel`. A test that needs one kernel for its
-/// whole length, such as one that counts the tiles that listed steps of `A` (which only the
-/// AVX2 kernel's products do), then gets it.
+/// Runs `f` while no other test runs `with_kernel`, with [`available`] forced to false when
+/// `avx2` is true and following the CPU otherwise. A test that needs one kernel for its whole
+/// length, such as one that counts tiles over listed steps of `A`, then gets it.
 #[cfg(test)]
 pub(crate) fn with_kernel<R>(avx2: bool, f: impl FnOnce() -> R) -> R {
     use std::sync::atomic::Ordering;
@@ -152,9 +151,9 @@ pub(crate) unsafe fn wide_avx512<const GROUPS: usize>(
     alpha: f32,
     beta: f32,
 ) {
-    // Whether the loops in assembly sum this tile: 12 rows of a row-major `A`, and enough
-    // steps. The compiled loops keep arms of their own, because called from one closure shared
-    // with the assembly, the compiled loop over listed steps kept its sums on the stack.
+    // The loops in assembly take 12 rows of a row-major `A` with enough steps. The compiled
+    // loops keep their own arms, because behind one closure shared with the assembly they
+    // spilled their sums to the stack.
     let assembly = GROUPS == 2 && tile.a_col == 1 && steps.count() >= ASSEMBLY_FROM;
     #[cfg(test)]
     if assembly {
@@ -288,8 +287,8 @@ unsafe fn sum_all<const GROUPS: usize>(kc: usize, tile: &Wide) -> Sums {
 }
 
 /// Steps a tile needs before it runs a loop in assembly, which moves the 24 sums into their
-/// registers and back. The value is an estimate of where that stops mattering, not tuned by
-/// measurement: in 784-1024-1024-10 only short lists of steps fall below it.
+/// registers and back. The value is an estimate, not tuned by measurement. In 784-1024-1024-10
+/// only short lists of steps fall below it.
 #[cfg(target_arch = "x86_64")]
 const ASSEMBLY_FROM: usize = 16;
 

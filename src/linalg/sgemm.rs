@@ -473,9 +473,9 @@ unsafe fn block_with(
             let skip = |q: usize| product.skip_zeros && (kc - counts[q]) * SKIP_FROM >= kc;
             let any_skip = (0..nc.div_ceil(NR)).any(skip);
             // Two panels side by side for the AVX-512 kernel share the steps at which either is
-            // nonzero, when those leave out enough steps. Each union is merged once per block of
-            // `B` and serves every block of rows. Merged again for each block of rows, unions
-            // took 1 to 4% more of the time in the products of 784-1024-1024-10 (BENCHMARKS.md).
+            // nonzero, when those leave out enough steps. Merging each union once per block of
+            // `B` instead of once per block of rows took 1 to 4% off the products of
+            // 784-1024-1024-10 (BENCHMARKS.md).
             let mut union_counts = [None; PAIRS];
             if wide && any_skip {
                 for (pair, count) in union_counts.iter_mut().enumerate() {
@@ -1545,7 +1545,7 @@ mod tests {
 
     #[test]
     fn avx512_kernel_matches_avx2_bits() {
-        // Asked while no other test forces the AVX2 kernel.
+        // Read while no other test forces the AVX2 kernel.
         if !with_kernel(false, super::kernel512::available) {
             eprintln!("skipped: this CPU has no AVX-512F, so every product runs the AVX2 kernel");
             return;
