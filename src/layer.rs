@@ -27,15 +27,29 @@ use crate::activation::Activation;
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::init::Init;
-use crate::linalg::{gemm, rows};
+use crate::linalg::{gemm, gemm_finite_a, rows};
 use crate::rng::Rng;
 
 /// A dense layer: weights `W` (`n_out x n_in`), bias `b` (`n_out`) and an activation.
-#[derive(Debug, PartialEq)]
+#[derive(Debug)]
 pub struct Dense<T> {
     weights: Array2<T>,
     bias: Array1<T>,
     activation: Activation,
+    /// Whether every weight is known to be finite. Products with `W` may then leave out the
+    /// zero steps of the other operand without checking `W` first ([`crate::linalg::gemm`]).
+    /// [`Dense::new`] checks the weights, [`Dense::weights_mut`] clears the flag, and an
+    /// optimizer step sets it again when its update loop saw only finite weights.
+    finite_weights: bool,
+}
+
+/// Two layers are equal when their weights, biases and activations are.
+impl<T: PartialEq> PartialEq for Dense<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.weights == other.weights
+            && self.bias == other.bias
+            && self.activation == other.activation
+    }
 }
 
 impl<T: Clone> Clone for Dense<T> {
@@ -44,6 +58,7 @@ impl<T: Clone> Clone for Dense<T> {
             weights: self.weights.clone(),
             bias: self.bias.clone(),
             activation: self.activation,
+            finite_weights: self.finite_weights,
         }
     }
 
@@ -52,6 +67,7 @@ impl<T: Clone> Clone for Dense<T> {
         self.weights.clone_from(&source.weights);
         self.bias.clone_from(&source.bias);
         self.activation = source.activation;
+        self.finite_weights = source.finite_weights;
     }
 }
 
@@ -78,10 +94,12 @@ impl<T: Float> Dense<T> {
             )));
         }
         activation.validate()?;
+        let finite_weights = weights.iter().all(|w| w.is_finite());
         Ok(Dense {
             weights,
             bias,
             activation,
+            finite_weights,
         })
     }
 
@@ -136,7 +154,19 @@ impl<T: Float> Dense<T> {
 
     /// The weights for in-place updates; the shape cannot change.
     pub fn weights_mut(&mut self) -> ArrayViewMut2<'_, T> {
+        self.finite_weights = false;
         self.weights.view_mut()
+    }
+
+    /// Records whether every weight is finite, as the update that just wrote them found.
+    pub(crate) fn set_finite_weights(&mut self, finite: bool) {
+        self.finite_weights = finite;
+    }
+
+    /// Whether every weight is known to be finite.
+    #[cfg(test)]
+    pub(crate) fn finite_weights(&self) -> bool {
+        self.finite_weights
     }
 
     /// The bias for in-place updates; the shape cannot change.
@@ -171,7 +201,8 @@ impl<T: Float> Dense<T> {
         z: &mut ArrayViewMut2<'_, T>,
     ) -> Result<()> {
         self.check_input(&input)?;
-        gemm(T::one(), self.weights.view(), input, T::zero(), z)?;
+        let finite = self.finite_weights;
+        gemm_finite_a(T::one(), self.weights.view(), input, T::zero(), z, finite)?;
         let bias = self.bias.view();
         rows::map_row_blocks(z.view_mut(), &|range, mut block| {
             for (mut row, &b) in block.rows_mut().into_iter().zip(bias.slice(s![range])) {
@@ -230,7 +261,15 @@ impl<T: Float> Dense<T> {
                 .for_each(|db, row| *db = row.sum());
         });
         if let Some(input_grad) = input_grad {
-            gemm(T::one(), self.weights.t(), dz, T::zero(), input_grad)?;
+            let finite = self.finite_weights;
+            gemm_finite_a(
+                T::one(),
+                self.weights.t(),
+                dz,
+                T::zero(),
+                input_grad,
+                finite,
+            )?;
         }
         Ok(())
     }
@@ -319,5 +358,38 @@ mod tests {
     #[test]
     fn display_is_one_line() {
         assert_eq!(layer().to_string(), "Dense(3 -> 2, identity)");
+    }
+    /// A `50 x 260` input whose row 1 is zero, so that every panel of columns skips step 1 of
+    /// `W A_prev`.
+    fn input_with_zero_row() -> Array2<f32> {
+        let mut input =
+            Array2::from_shape_fn((50, 260), |(i, j)| ((i * 7 + j * 3) % 11) as f32 - 5.0);
+        input.row_mut(1).fill(0.0);
+        input
+    }
+
+    fn weights_40x50() -> Array2<f32> {
+        Array2::from_shape_fn((40, 50), |(i, j)| ((i * 5 + j) % 13) as f32 * 0.1 - 0.6)
+    }
+
+    #[test]
+    fn infinite_weight_at_skipped_step_gives_nan() {
+        // `inf * 0` is NaN: the unit whose weight on input 1 is infinite must come out NaN
+        // for every example, although input 1 is zero everywhere and its step is left out.
+        let input = input_with_zero_row();
+        let mut built = weights_40x50();
+        built[[3, 1]] = f32::INFINITY;
+        let from_new = Dense::new(built, Array1::zeros(40), Activation::Identity).unwrap();
+        assert!(!from_new.finite_weights());
+        let mut changed =
+            Dense::new(weights_40x50(), Array1::zeros(40), Activation::Identity).unwrap();
+        assert!(changed.finite_weights());
+        changed.weights_mut()[[3, 1]] = f32::INFINITY;
+        assert!(!changed.finite_weights());
+        for layer in [&from_new, &changed] {
+            let z = layer.forward(input.view()).unwrap();
+            assert!(z.row(3).iter().all(|value| value.is_nan()));
+            assert_eq!(z.iter().filter(|value| value.is_finite()).count(), 39 * 260);
+        }
     }
 }

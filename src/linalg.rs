@@ -253,6 +253,25 @@ pub fn gemm<T: Float>(
     beta: T,
     c: &mut ArrayViewMut2<'_, T>,
 ) -> Result<()> {
+    gemm_finite_a(alpha, a, b, beta, c, false)
+}
+
+/// Computes what [`gemm`] does. With `a_finite`, the caller guarantees that every value of
+/// `A` is finite, and the `f32` kernel does not check before it leaves out the zero steps of
+/// `B`. A layer passes it for its weights when they are known to be finite
+/// ([`crate::Dense`]).
+///
+/// # Errors
+///
+/// As [`gemm`].
+pub(crate) fn gemm_finite_a<T: Float>(
+    alpha: T,
+    a: ArrayView2<'_, T>,
+    b: ArrayView2<'_, T>,
+    beta: T,
+    c: &mut ArrayViewMut2<'_, T>,
+    a_finite: bool,
+) -> Result<()> {
     let (m, k) = a.dim();
     let (k2, n) = b.dim();
     if k != k2 || c.dim() != (m, n) {
@@ -297,7 +316,7 @@ pub fn gemm<T: Float>(
         // SAFETY: the CPU has AVX2 and FMA, and the views are valid for the checked shapes
         // through their strides. `c` is borrowed mutably, so it aliases neither `a` nor `b`,
         // and an ndarray view never maps two of its elements to one address.
-        unsafe { sgemm::sgemm((m, n, k), alpha, a, b, beta, c, threads()) };
+        unsafe { sgemm::sgemm((m, n, k), alpha, a, b, beta, c, threads(), a_finite) };
         return Ok(());
     }
 

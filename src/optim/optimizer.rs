@@ -25,6 +25,7 @@
 //! the same configuration, and the resumed steps then equal the uninterrupted ones bit for bit.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use ndarray::{Array1, Array2, ArrayViewD, ArrayViewMutD, Zip};
 use serde::{Deserialize, Serialize};
@@ -231,42 +232,50 @@ impl<T: Float> Optimizer<T> {
                         grads.biases[index].view().into_dyn(),
                     ),
                 };
-                match &mut self.state {
+                // Whether the update found every value it wrote finite. Only Adam's loop over
+                // slices checks, and the others return `false`.
+                let finite = match &mut self.state {
                     State::Sgd {
                         momentum,
                         nesterov,
                         momentum_buffer,
-                    } => match momentum_buffer {
-                        None => sgd(theta, g, lr_t),
-                        Some(buffer) => sgd_momentum(
-                            theta,
-                            g,
-                            buffer.view_mut(index, part),
-                            lr_t,
-                            T::of(*momentum),
-                            *nesterov,
-                        ),
-                    },
+                    } => {
+                        match momentum_buffer {
+                            None => sgd(theta, g, lr_t),
+                            Some(buffer) => sgd_momentum(
+                                theta,
+                                g,
+                                buffer.view_mut(index, part),
+                                lr_t,
+                                T::of(*momentum),
+                                *nesterov,
+                            ),
+                        }
+                        false
+                    }
                     State::RmsProp {
                         alpha,
                         eps,
                         momentum,
                         square_avg,
                         momentum_buffer,
-                    } => rmsprop(
-                        theta,
-                        g,
-                        square_avg.view_mut(index, part),
-                        momentum_buffer
-                            .as_mut()
-                            .map(|buffer| buffer.view_mut(index, part)),
-                        RmsPropStep {
-                            lr: lr_t,
-                            alpha: T::of(*alpha),
-                            eps: T::of(*eps),
-                            momentum: T::of(*momentum),
-                        },
-                    ),
+                    } => {
+                        rmsprop(
+                            theta,
+                            g,
+                            square_avg.view_mut(index, part),
+                            momentum_buffer
+                                .as_mut()
+                                .map(|buffer| buffer.view_mut(index, part)),
+                            RmsPropStep {
+                                lr: lr_t,
+                                alpha: T::of(*alpha),
+                                eps: T::of(*eps),
+                                momentum: T::of(*momentum),
+                            },
+                        );
+                        false
+                    }
                     State::Adam {
                         beta1,
                         beta2,
@@ -288,6 +297,9 @@ impl<T: Float> Optimizer<T> {
                             eps: T::of(*eps),
                         },
                     ),
+                };
+                if let Part::Weights = part {
+                    layer.set_finite_weights(finite);
                 }
             }
         }
@@ -599,13 +611,18 @@ struct AdamStep<T> {
 ///
 /// The update is elementwise, so large tensors are split across the matrix products' threads
 /// (see [`crate::linalg::set_threads`]). Each element gets the same arithmetic either way.
+///
+/// Returns whether every new `θ` is finite, which the loop over slices tests as it writes
+/// them. With the test, an update of 1.86 million parameters on two threads took as long as
+/// without it (BENCHMARKS.md). The fallback for other layouts returns `false`, which only
+/// means "not known".
 fn adam<T: Float>(
     mut theta: ArrayViewMutD<'_, T>,
     g: ArrayViewD<'_, T>,
     mut exp_avg: ArrayViewMutD<'_, T>,
     mut exp_avg_sq: ArrayViewMutD<'_, T>,
     step: AdamStep<T>,
-) {
+) -> bool {
     let len = theta.len();
     // Slices in logical order, so that element i of each is the same parameter. A layer built
     // from a column-major weight array has none; it takes the one-thread elementwise loop.
@@ -625,7 +642,7 @@ fn adam<T: Float>(
             .and(exp_avg)
             .and(exp_avg_sq)
             .for_each(|p, &g, m, v| adam_element(p, g, m, v, step));
-        return;
+        return false;
     };
     let slices = AdamSlices {
         p: p.as_mut_ptr(),
@@ -633,12 +650,16 @@ fn adam<T: Float>(
         m: m.as_mut_ptr(),
         v: v.as_mut_ptr(),
     };
+    let non_finite = AtomicBool::new(false);
     crate::linalg::for_each_range(len, 1 << 15, &|range| {
         // SAFETY: the four slices have `len` elements (the shapes were checked), the ranges are
         // disjoint, and the slices stay borrowed for the duration of this call.
         let (p, g, m, v) = unsafe { slices.range(range) };
-        adam_elements(p, g, m, v, step);
+        if !adam_elements(p, g, m, v, step) {
+            non_finite.store(true, Ordering::Relaxed);
+        }
     });
+    !non_finite.into_inner()
 }
 
 /// Pointers to the four tensors of an Adam update, shared by the threads of one update.
@@ -678,7 +699,15 @@ impl<T> AdamSlices<T> {
 /// compiled for 8-lane vectors instead of the baseline's 4 (the square root and two divisions
 /// per element dominate). Rust never fuses a multiply and an add by itself, so both builds
 /// round identically.
-fn adam_elements<T: Float>(p: &mut [T], g: &[T], m: &mut [T], v: &mut [T], step: AdamStep<T>) {
+///
+/// Returns whether every new `p` is finite.
+fn adam_elements<T: Float>(
+    p: &mut [T],
+    g: &[T],
+    m: &mut [T],
+    v: &mut [T],
+    step: AdamStep<T>,
+) -> bool {
     #[cfg(target_arch = "x86_64")]
     if std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>()
         && is_x86_feature_detected!("avx2")
@@ -690,24 +719,42 @@ fn adam_elements<T: Float>(p: &mut [T], g: &[T], m: &mut [T], v: &mut [T], step:
                 |s: &mut [T]| std::slice::from_raw_parts_mut(s.as_mut_ptr().cast::<f32>(), s.len());
             let g = std::slice::from_raw_parts(g.as_ptr().cast::<f32>(), g.len());
             let step = std::mem::transmute_copy::<AdamStep<T>, AdamStep<f32>>(&step);
-            adam_elements_avx2(cast(p), g, cast(m), cast(v), step);
+            return adam_elements_avx2(cast(p), g, cast(m), cast(v), step);
         }
-        return;
     }
-    adam_loop(p, g, m, v, step);
+    adam_loop(p, g, m, v, step)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-fn adam_elements_avx2(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], step: AdamStep<f32>) {
-    adam_loop(p, g, m, v, step);
-}
-
-#[inline(always)]
-fn adam_loop<T: Float>(p: &mut [T], g: &[T], m: &mut [T], v: &mut [T], step: AdamStep<T>) {
+fn adam_elements_avx2(
+    p: &mut [f32],
+    g: &[f32],
+    m: &mut [f32],
+    v: &mut [f32],
+    step: AdamStep<f32>,
+) -> bool {
+    // The largest magnitude as bits, as `sgemm` checks blocks: an integer maximum per lane
+    // vectorizes without the mask packing that a folded comparison needs.
+    let mut largest = 0;
     for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
         adam_element(p, g, m, v, step);
+        largest = largest.max(p.to_bits() & 0x7fff_ffff);
     }
+    largest < f32::INFINITY.to_bits()
+}
+
+/// Updates each element, and returns whether every new `p` is finite. The test is a
+/// comparison folded without a branch, so the loop still vectorizes: `|p| < ∞` is false for
+/// an infinity and for NaN alike.
+#[inline(always)]
+fn adam_loop<T: Float>(p: &mut [T], g: &[T], m: &mut [T], v: &mut [T], step: AdamStep<T>) -> bool {
+    let mut finite = true;
+    for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+        adam_element(p, g, m, v, step);
+        finite &= p.abs() < T::infinity();
+    }
+    finite
 }
 
 /// Applies the update of [`adam`] to one parameter `p` with gradient `g` and moments `m`, `v`.

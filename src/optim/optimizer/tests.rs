@@ -810,3 +810,30 @@ fn decaying_buffers_skip_subnormals() {
         assert!(reached_zero, "{config:?}: no buffer decayed to zero");
     }
 }
+
+/// Returns the flag of finite weights after one step of `config` on `w = weight`, `b = 0` with
+/// gradients 1, starting from a flag cleared by `weights_mut`.
+fn finite_flag_after_step(config: OptimizerConfig, weight: f32, lr: f64) -> bool {
+    let layer = Dense::new(array![[1.0f32]], array![0.0f32], Activation::Identity).unwrap();
+    let mut network = Network::new(vec![layer]).unwrap();
+    network.layers_mut()[0].weights_mut()[[0, 0]] = weight;
+    assert!(!network.layers()[0].finite_weights());
+    let mut optimizer = Optimizer::new(config, &network).unwrap();
+    let mut grads = Gradients::new(&network);
+    grads.weights[0][[0, 0]] = -1.0;
+    optimizer.step(&mut network, &grads, lr).unwrap();
+    network.layers()[0].finite_weights()
+}
+
+#[test]
+fn adam_records_finite_weights() {
+    assert!(finite_flag_after_step(OptimizerConfig::adam(), 0.5, 1e-3));
+    // Adam's first step moves the weight by about `lr`, here past f32::MAX.
+    assert!(!finite_flag_after_step(
+        OptimizerConfig::adam(),
+        f32::MAX,
+        1e38
+    ));
+    // Other optimizers leave the flag unknown.
+    assert!(!finite_flag_after_step(OptimizerConfig::sgd(), 0.5, 1e-3));
+}
