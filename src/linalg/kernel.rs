@@ -133,8 +133,8 @@ pub(crate) unsafe fn tile_avx2(steps: Steps<'_>, tile: Tile, alpha: f32, beta: f
     let rows = row_pointers(&tile);
     if tile.rows == MR && tile.cols == NR && tile.c_col == 1 {
         // Prefetch the write-back's lines of `C` now, so that their reads overlap the sums (see
-        // `prefetch_rows_of_c` in [`super::kernel512`]). That took 2.8% off the products of a
-        // step of 784-1024-1024-10 on this kernel (BENCHMARKS.md).
+        // `prefetch_rows_of_c` in [`super::kernel512`]). That took 2.6 and 2.9% off the products
+        // of a step of 784-1024-1024-10 on this kernel in two runs (BENCHMARKS.md).
         for i in 0..MR {
             // SAFETY: row i of a full tile, inside `C`.
             let row = unsafe { tile.c.offset(tile.c_row * i as isize) };
