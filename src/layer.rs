@@ -37,9 +37,10 @@ pub struct Dense<T> {
     bias: Array1<T>,
     activation: Activation,
     /// Whether every weight is known to be finite. Products with `W` may then leave out the
-    /// zero steps of the other operand without checking `W` first ([`crate::linalg::gemm`]).
-    /// [`Dense::new`] checks the weights, [`Dense::weights_mut`] clears the flag, and an
-    /// optimizer step sets it again when its update loop saw only finite weights.
+    /// zero steps of the other operand without checking `W` first
+    /// (`crate::linalg::gemm_finite_a`). [`Dense::new`] checks the weights, and
+    /// [`Dense::weights_mut`] clears the flag. An Adam or AdamW step sets it again when its
+    /// update loop found every new weight finite, and other optimizers leave it cleared.
     finite_weights: bool,
 }
 
@@ -158,12 +159,13 @@ impl<T: Float> Dense<T> {
         self.weights.view_mut()
     }
 
-    /// Records whether every weight is finite, as the update that just wrote them found.
+    /// Records whether every weight is finite. Pass `true` only after checking every weight
+    /// written since [`Dense::weights_mut`], as Adam's update loop does.
     pub(crate) fn set_finite_weights(&mut self, finite: bool) {
         self.finite_weights = finite;
     }
 
-    /// Whether every weight is known to be finite.
+    /// Returns whether every weight is known to be finite.
     #[cfg(test)]
     pub(crate) fn finite_weights(&self) -> bool {
         self.finite_weights
@@ -359,13 +361,17 @@ mod tests {
     fn display_is_one_line() {
         assert_eq!(layer().to_string(), "Dense(3 -> 2, identity)");
     }
-    /// A `50 x 260` input whose row 1 is zero, so that every panel of columns skips step 1 of
-    /// `W A_prev`.
-    fn input_with_zero_row() -> Array2<f32> {
-        let mut input =
-            Array2::from_shape_fn((50, 260), |(i, j)| ((i * 7 + j * 3) % 11) as f32 - 5.0);
-        input.row_mut(1).fill(0.0);
-        input
+
+    /// Returns a `rows x 260` operand whose rows `zero` are zero in every column. Four zero
+    /// rows in 40 or 50 are enough (one step in 16) for the product to sum each panel of
+    /// columns over its nonzero steps only.
+    fn with_zero_rows(rows: usize, zero: [usize; 4]) -> Array2<f32> {
+        let mut x =
+            Array2::from_shape_fn((rows, 260), |(i, j)| ((i * 7 + j * 3) % 11) as f32 - 5.0);
+        for r in zero {
+            x.row_mut(r).fill(0.0);
+        }
+        x
     }
 
     fn weights_40x50() -> Array2<f32> {
@@ -374,9 +380,11 @@ mod tests {
 
     #[test]
     fn infinite_weight_at_skipped_step_gives_nan() {
-        // `inf * 0` is NaN: the unit whose weight on input 1 is infinite must come out NaN
-        // for every example, although input 1 is zero everywhere and its step is left out.
-        let input = input_with_zero_row();
+        // `inf * 0` is NaN, so an output that meets the infinite weight `W[3, 1]` only at a
+        // zero step must still come out NaN. In `W A_prev` that is unit 3 (input 1 is zero),
+        // and in `W^T dZ` input 1 (row 3 of `dZ` is zero).
+        let input = with_zero_rows(50, [1, 11, 21, 31]);
+        let dz = with_zero_rows(40, [3, 13, 23, 33]);
         let mut built = weights_40x50();
         built[[3, 1]] = f32::INFINITY;
         let from_new = Dense::new(built, Array1::zeros(40), Activation::Identity).unwrap();
@@ -386,10 +394,28 @@ mod tests {
         assert!(changed.finite_weights());
         changed.weights_mut()[[3, 1]] = f32::INFINITY;
         assert!(!changed.finite_weights());
+
         for layer in [&from_new, &changed] {
             let z = layer.forward(input.view()).unwrap();
             assert!(z.row(3).iter().all(|value| value.is_nan()));
             assert_eq!(z.iter().filter(|value| value.is_finite()).count(), 39 * 260);
+
+            let (mut dw, mut db) = (Array2::zeros((40, 50)), Array1::zeros(40));
+            let mut da = Array2::zeros((50, 260));
+            layer
+                .backward_into(
+                    input.view(),
+                    dz.view(),
+                    &mut dw.view_mut(),
+                    &mut db.view_mut(),
+                    Some(&mut da.view_mut()),
+                )
+                .unwrap();
+            assert!(da.row(1).iter().all(|value| value.is_nan()));
+            assert_eq!(
+                da.iter().filter(|value| value.is_finite()).count(),
+                49 * 260
+            );
         }
     }
 }

@@ -759,9 +759,10 @@ fn sum_of_squares<T: Float, D: ndarray::Dimension>(values: ndarray::ArrayView<'_
     T::of(total)
 }
 
-/// `Σ x²` over a slice, in 32 independent partial sums. With eight, each vector of partial
-/// sums waited for its previous addition. With 32, the norm of 784-1024-1024-10's gradients
-/// took 0.07 to 0.09 ms instead of 0.14 on two threads, in a scratch timing (BENCHMARKS.md).
+/// `Σ x²` over a slice, in 32 independent partial sums. They make eight chains of SSE
+/// additions, each waiting for its previous addition, where eight partial sums made two. The
+/// norm of 784-1024-1024-10's gradients took 0.07 to 0.09 ms instead of 0.14 on two threads,
+/// in a scratch timing (BENCHMARKS.md).
 fn sum_of_squares_slice<T: Float>(slice: &[T]) -> T {
     let mut partial = [T::zero(); 32];
     let chunks = slice.chunks_exact(32);

@@ -141,7 +141,7 @@ pub(crate) unsafe fn tile_avx2(steps: Steps<'_>, tile: Tile, alpha: f32, beta: f
             // The row's 16 values span one or two lines.
             for column in [0, NR - 1] {
                 // SAFETY: inside the row, and a prefetch does not fault.
-                unsafe { _mm_prefetch::<_MM_HINT_ET0>(row.add(column).cast()) };
+                unsafe { _mm_prefetch::<_MM_HINT_T0>(row.add(column).cast()) };
             }
         }
     }

@@ -128,14 +128,15 @@ pub(crate) fn with_kernel<R>(avx2: bool, f: impl FnOnce() -> R) -> R {
     f()
 }
 
-/// Prefetches the lines of a full row-major tile of `C` for writing, before the sums.
+/// Prefetches the lines of a full row-major tile of `C` into L1, before the sums.
 ///
 /// The write-back stores up to 36 lines of `C` that a product with `beta = 0` has not read,
 /// so each store first waits for its line from L3 or memory. A profile of training put about
 /// 2% of all samples at the first store after a tile, where the store buffer was full. With
 /// the lines requested at the start, the reads overlap the tile's sums: the products of a
 /// step of 784-1024-1024-10 took 4% less time, and `W[3]^T dZ[3]`, with 10 steps per tile,
-/// about half (BENCHMARKS.md).
+/// about half (BENCHMARKS.md). These are read prefetches (`PREFETCHT0`). A prefetch with
+/// intent to write (`PREFETCHW`, through `asm!`) was 0.3 to 0.7% slower.
 ///
 /// # Safety
 ///
@@ -150,7 +151,7 @@ unsafe fn prefetch_rows_of_c<const GROUPS: usize>(tile: &Wide) {
         // The row's 32 values span two or three lines, so these three cover them all.
         for column in [0, NR, WIDTH - 1] {
             // SAFETY: inside the row, and a prefetch does not fault.
-            unsafe { _mm_prefetch::<_MM_HINT_ET0>(row.add(column).cast()) };
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(row.add(column).cast()) };
         }
     }
 }
@@ -187,7 +188,8 @@ pub(crate) unsafe fn wide_avx512<const GROUPS: usize>(
         ASSEMBLY_TILES.with(|tiles| tiles.set(tiles.get() + 1));
     }
     if tile.cols == WIDTH && tile.c_col == 1 {
-        // SAFETY: a full tile with unit column stride, as the caller guarantees.
+        // SAFETY: the caller guarantees that `C` is valid for the tile's rows and columns, and
+        // this tile is full with unit column stride.
         unsafe { prefetch_rows_of_c::<GROUPS>(&tile) };
     }
     let sums = match steps {

@@ -34,8 +34,8 @@
 //! columns, the chunks share each block's check (for the first [`VERDICTS`] blocks), and on
 //! one thread the single chunk checks the blocks it reads. The check costs a pass over `A`,
 //! so products with fewer than [`SKIP_MIN_COLUMNS`] columns sum every step. A caller that has
-//! found `A` finite skips the checks. A layer does so for its weights after an Adam step that
-//! found them all finite (`Dense`), which took 4 to 6% off `W[1] X` in training
+//! found `A` finite skips the checks. A layer does so for weights that `Dense::new` or an Adam
+//! step found all finite (`Dense`), which took 4 to 6% off `W[1] X` in training
 //! 784-1024-1024-10 (BENCHMARKS.md). Products split by
 //! rows list no steps of `B` either, because each of their chunks would list all of `B`. Tall
 //! ones list the steps of `A` instead on the AVX2 kernel (below).
@@ -238,16 +238,16 @@ pub(crate) fn available() -> bool {
     kernel::available()
 }
 
-/// Computes `C = alpha A B + beta C` on up to `threads` threads. `a_finite` tells that every
-/// value of `A` is finite, which spares the check before zero steps of `B` are left out.
+/// Computes `C = alpha A B + beta C` on up to `threads` threads. With `a_finite`, the caller
+/// promises that every value of `A` is finite, which spares the check before zero steps of `B`
+/// are left out. A broken promise does not cause undefined behaviour, but a skipped step then
+/// drops the NaN that an infinite or NaN value of `A` times zero makes.
 ///
 /// # Safety
 ///
 /// [`available`] must be true. Through their strides, `a` must be valid for `m x k` reads, `b`
 /// for `k x n` reads and `c` for `m x n` reads and writes. `c` must not overlap `a` or `b`, and
-/// two elements of `c` must not share an address. `m`, `n` and `k` must be positive. With
-/// `a_finite`, every value of `A` must be finite: a skipped step would otherwise drop the NaN
-/// that an infinite value times zero makes.
+/// two elements of `c` must not share an address. `m`, `n` and `k` must be positive.
 #[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn sgemm(
     (m, n, k): (usize, usize, usize),
@@ -939,7 +939,8 @@ unsafe fn pack_column_major_a_block(
     let BlockA { i0, p0, mc, kc } = block;
     let full = mc / MR;
     for p in 0..kc {
-        // Each column lies in its own page, where the hardware prefetcher does not follow.
+        // With 1,024 or more rows, each column starts in a new 4 KiB page, which the hardware
+        // prefetcher does not cross.
         #[cfg(target_arch = "x86_64")]
         if p + PREFETCH_COLUMNS < kc {
             // SAFETY: column p0 + p + PREFETCH_COLUMNS, rows i0 .. i0 + mc, is inside the block.
@@ -1500,9 +1501,9 @@ mod tests {
 
     #[test]
     fn trusted_finite_a_is_not_checked() {
-        // With `a_finite`, the infinity at a zero step of `B` is left out unseen: its row comes
-        // out finite. That shows the check is skipped, which is what the flag is for, and
-        // why the caller must guarantee it.
+        // With `a_finite`, the infinity at a zero step of `B` is left out unseen, so its row
+        // comes out finite. That shows the check is skipped, which is what the flag is for,
+        // and why the caller must guarantee it.
         let mut a = filled(100, 50, 16);
         a[[7, 1]] = f32::INFINITY;
         let w = a.t().to_owned();

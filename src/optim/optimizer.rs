@@ -734,7 +734,7 @@ fn adam_elements_avx2(
     v: &mut [f32],
     step: AdamStep<f32>,
 ) -> bool {
-    // The largest magnitude as bits, as `sgemm` checks blocks: an integer maximum per lane
+    // The largest magnitude as bits, as `sgemm` checks blocks. An integer maximum per lane
     // vectorizes without the mask packing that a folded comparison needs.
     let mut largest = 0;
     for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
@@ -745,7 +745,7 @@ fn adam_elements_avx2(
 }
 
 /// Updates each element, and returns whether every new `p` is finite. The test is a
-/// comparison folded without a branch, so the loop still vectorizes: `|p| < ∞` is false for
+/// comparison folded without a branch, so the loop still vectorizes. `|p| < ∞` is false for
 /// an infinity and for NaN alike.
 #[inline(always)]
 fn adam_loop<T: Float>(p: &mut [T], g: &[T], m: &mut [T], v: &mut [T], step: AdamStep<T>) -> bool {

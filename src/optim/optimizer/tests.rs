@@ -811,29 +811,43 @@ fn decaying_buffers_skip_subnormals() {
     }
 }
 
-/// Returns the flag of finite weights after one step of `config` on `w = weight`, `b = 0` with
-/// gradients 1, starting from a flag cleared by `weights_mut`.
-fn finite_flag_after_step(config: OptimizerConfig, weight: f32, lr: f64) -> bool {
-    let layer = Dense::new(array![[1.0f32]], array![0.0f32], Activation::Identity).unwrap();
+/// Returns the flag of finite weights after one step of `config` on a layer with weights `w`,
+/// zero biases and every weight gradient -1, from a flag cleared by `weights_mut`.
+fn finite_flag_after_step<T: Float>(config: OptimizerConfig, w: Array2<T>, lr: f64) -> bool {
+    let zeros = Array2::zeros(w.dim());
+    let layer = Dense::new(zeros, Array1::zeros(w.nrows()), Activation::Identity).unwrap();
     let mut network = Network::new(vec![layer]).unwrap();
-    network.layers_mut()[0].weights_mut()[[0, 0]] = weight;
+    network.layers_mut()[0].weights_mut().assign(&w);
     assert!(!network.layers()[0].finite_weights());
     let mut optimizer = Optimizer::new(config, &network).unwrap();
     let mut grads = Gradients::new(&network);
-    grads.weights[0][[0, 0]] = -1.0;
+    grads.weights[0].fill(T::of(-1.0));
     optimizer.step(&mut network, &grads, lr).unwrap();
     network.layers()[0].finite_weights()
 }
 
 #[test]
 fn adam_records_finite_weights() {
-    assert!(finite_flag_after_step(OptimizerConfig::adam(), 0.5, 1e-3));
-    // Adam's first step moves the weight by about `lr`, here past f32::MAX.
-    assert!(!finite_flag_after_step(
-        OptimizerConfig::adam(),
-        f32::MAX,
-        1e38
-    ));
+    let scalar = |w: f32| array![[w]];
+    let adam = OptimizerConfig::adam;
+    assert!(finite_flag_after_step(adam(), scalar(0.5), 1e-3));
+    // Adam's first step moves each weight by about `lr`, here past the largest float.
+    assert!(!finite_flag_after_step(adam(), scalar(f32::MAX), 1e37));
+    assert!(!finite_flag_after_step(adam(), scalar(f32::NAN), 1e-3));
+    assert!(!finite_flag_after_step(adam(), array![[f64::MAX]], 1e300));
+    // 65,536 weights take two ranges of the update, and the overflow is in the second.
+    let mut wide = Array2::<f32>::zeros((256, 256));
+    wide[[255, 255]] = f32::MAX;
+    assert!(!finite_flag_after_step(adam(), wide, 1e37));
     // Other optimizers leave the flag unknown.
-    assert!(!finite_flag_after_step(OptimizerConfig::sgd(), 0.5, 1e-3));
+    assert!(!finite_flag_after_step(
+        OptimizerConfig::sgd(),
+        scalar(0.5),
+        1e-3
+    ));
+    assert!(!finite_flag_after_step(
+        OptimizerConfig::rmsprop(),
+        scalar(0.5),
+        1e-3
+    ));
 }
