@@ -314,14 +314,15 @@ mod tests {
         );
     }
 
-    #[test]
-    fn backward_matches_formulas() {
-        let layer = layer();
-        let input = array![[1.0, 0.0], [2.0, 1.0], [-1.0, 1.0]];
-        let dz = array![[1.0, 2.0], [0.5, -1.0]];
-        let mut dw = Array2::zeros((2, 3));
-        let mut db = Array1::zeros(2);
-        let mut da = Array2::zeros((3, 2));
+    /// Returns `(dW, db, dA_prev)` from [`Dense::backward_into`].
+    fn backward<T: Float>(
+        layer: &Dense<T>,
+        input: &Array2<T>,
+        dz: &Array2<T>,
+    ) -> (Array2<T>, Array1<T>, Array2<T>) {
+        let mut dw = Array2::zeros(layer.weights().dim());
+        let mut db = Array1::zeros(layer.outputs());
+        let mut da = Array2::zeros(input.dim());
         layer
             .backward_into(
                 input.view(),
@@ -331,6 +332,15 @@ mod tests {
                 Some(&mut da.view_mut()),
             )
             .unwrap();
+        (dw, db, da)
+    }
+
+    #[test]
+    fn backward_matches_formulas() {
+        let layer = layer();
+        let input = array![[1.0, 0.0], [2.0, 1.0], [-1.0, 1.0]];
+        let dz = array![[1.0, 2.0], [0.5, -1.0]];
+        let (dw, db, da) = backward(&layer, &input, &dz);
         assert_eq!(dw, dz.dot(&input.t()));
         assert_eq!(db, array![3.0, -0.5]);
         assert_eq!(da, layer.weights().t().dot(&dz));
@@ -400,17 +410,7 @@ mod tests {
             assert!(z.row(3).iter().all(|value| value.is_nan()));
             assert_eq!(z.iter().filter(|value| value.is_finite()).count(), 39 * 260);
 
-            let (mut dw, mut db) = (Array2::zeros((40, 50)), Array1::zeros(40));
-            let mut da = Array2::zeros((50, 260));
-            layer
-                .backward_into(
-                    input.view(),
-                    dz.view(),
-                    &mut dw.view_mut(),
-                    &mut db.view_mut(),
-                    Some(&mut da.view_mut()),
-                )
-                .unwrap();
+            let (_, _, da) = backward(layer, &input, &dz);
             assert!(da.row(1).iter().all(|value| value.is_nan()));
             assert_eq!(
                 da.iter().filter(|value| value.is_finite()).count(),
