@@ -44,7 +44,8 @@ pub struct Dense<T> {
     finite_weights: bool,
 }
 
-/// Two layers are equal when their weights, biases and activations are.
+/// Compares weights, biases and activations. The flag of finite weights only caches a check
+/// of the weights, so it takes no part.
 impl<T: PartialEq> PartialEq for Dense<T> {
     fn eq(&self, other: &Self) -> bool {
         self.weights == other.weights
