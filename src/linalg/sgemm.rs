@@ -183,8 +183,8 @@ const NOT_FINITE: u8 = 2;
 
 impl Product {
     /// Returns whether the block `A[ic..ic + mc, pc..pc + kc]` is all finite. Returns `true`
-    /// at once when the caller promised that all of `A` is finite. Otherwise reads the packed copy when
-    /// there is one, and records the result when the block is on the product's grid.
+    /// at once when the caller promised that all of `A` is finite. Otherwise reads the packed
+    /// copy when there is one, and records the result when the block is on the product's grid.
     ///
     /// # Safety
     ///
