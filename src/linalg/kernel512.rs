@@ -24,6 +24,15 @@
 //! a training step of 784-1024-1024-10 took 3 to 4% less time, and `dW[2] = dZ[2] A[1]^T` 9 to
 //! 11% less (BENCHMARKS.md). Each lane sums the same steps in the same order with the same
 //! instruction, so the bits are those of the compiled loop.
+//!
+//! A tile over listed steps computes its addresses from step numbers that it loads from the
+//! list. The loops over lists ([`sum_listed_rows12`], and [`sum_listed_packed12`] for two
+//! packed panels of `A`) load the step numbers of the next four steps while they sum the
+//! current four, so that no address waits for a load from the list. With a list of every step,
+//! which reads the same memory as the loop over all steps, loading each number just before its
+//! step took 9 to 12% longer than that loop. Loading ahead took 3 to 5% longer (one thread). In
+//! one process alternating the two, the products of a training step of 784-1024-1024-10 took 2
+//! to 4% less time with loading ahead (BENCHMARKS.md).
 
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
@@ -183,8 +192,14 @@ pub(crate) unsafe fn wide_avx512<const GROUPS: usize>(
     // loops keep their own arms, because behind one closure shared with the assembly they
     // spilled their sums to the stack.
     let assembly = GROUPS == 2 && tile.a_col == 1 && steps.count() >= ASSEMBLY_FROM;
+    // Two packed panels of `A` (`A[i, p]` at `6 p + i` from its group's base) over a list.
+    let packed_assembly = GROUPS == 2
+        && tile.a_row == 1
+        && tile.a_col == MR as isize
+        && matches!(steps, Steps::Listed { .. })
+        && steps.count() >= ASSEMBLY_FROM;
     #[cfg(test)]
-    if assembly {
+    if assembly || packed_assembly {
         ASSEMBLY_TILES.with(|tiles| tiles.set(tiles.get() + 1));
     }
     if tile.cols == WIDTH && tile.c_col == 1 {
@@ -202,6 +217,10 @@ pub(crate) unsafe fn wide_avx512<const GROUPS: usize>(
                 // SAFETY: forwarded from the caller, `A` is row-major, and the list has at least
                 // `ASSEMBLY_FROM` steps.
                 unsafe { sum_listed_rows12(list, &tile) }
+            } else if packed_assembly {
+                // SAFETY: forwarded from the caller, `A` has the strides of two packed panels,
+                // and the list has at least `ASSEMBLY_FROM` steps.
+                unsafe { sum_listed_packed12(list, &tile) }
             } else {
                 // SAFETY: forwarded from the caller.
                 unsafe { sum_listed::<GROUPS>(list, &tile) }
@@ -321,9 +340,18 @@ unsafe fn sum_all<const GROUPS: usize>(kc: usize, tile: &Wide) -> Sums {
 
 /// Steps a tile needs before it runs a loop in assembly, which moves the 24 sums into their
 /// registers and back. The value is an estimate, not tuned by measurement. In 784-1024-1024-10
-/// only short lists of steps fall below it.
+/// only short lists of steps fall below it. The loops over lists need at least
+/// [`LOOKAHEAD`] steps.
 #[cfg(target_arch = "x86_64")]
 const ASSEMBLY_FROM: usize = 16;
+
+/// Steps per pass of the loops over lists ([`listed_loop`]), each of which loads the step
+/// numbers of the next pass. The assembly is written for four.
+#[cfg(target_arch = "x86_64")]
+const LOOKAHEAD: usize = 4;
+
+#[cfg(target_arch = "x86_64")]
+const _: () = assert!(ASSEMBLY_FROM >= LOOKAHEAD);
 
 /// Returns the sums of a tile of 12 rows over every step: [`sum_quads`] for the steps in
 /// groups of four, then [`step`] for the last `kc % 4`.
@@ -484,59 +512,207 @@ unsafe fn sum_quads(kc: usize, tile: &Wide, sums: &mut Sums) -> usize {
     quads * 4
 }
 
-/// Returns the sums of a tile of 12 rows of a row-major `A` over the listed steps, in a loop in
-/// assembly. Each step loads its index and forms one address for `B` and two for each group of
-/// six rows of `A`, from which the other rows are the row distance times 1 or 2 away.
-///
-/// # Safety
-///
-/// As for [`wide_avx512`] with `GROUPS` = 2, every listed step below the block's `kc`, `list`
-/// not empty, and `tile.a_col == 1`.
+/// Expands to one listed step of [`sum_listed_rows12`], whose number is in register `{$p}`:
+/// the two vectors of `B` at `64 p` bytes from `{b}` and `{b1}`, then each group of six rows
+/// from two addresses. Rows 0 to 2 of a group are at `t` = its base plus `4 p` bytes, plus the
+/// row distance times 0, 1 or 2, and rows 3 to 5 likewise from `q = t + 3` row distances.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn sum_listed_rows12(list: &[u32], tile: &Wide) -> Sums {
-    let mut s = [[_mm512_setzero_ps(); 2]; 2 * MR];
-    // SAFETY: the caller guarantees 12 rows from `tile.a` and both panels for every listed
-    // step, and a list of at least one step. The loop writes no memory.
-    unsafe {
-        sums_in_registers!(
-            s,
-            "2:",
-            "mov {p:e}, dword ptr [{list}]",
-            "lea {q}, [{p}*8]",
-            "vmovups zmm24, zmmword ptr [{b} + {q}*8]",
-            "vmovups zmm25, zmmword ptr [{b1} + {q}*8]",
-            "lea {t}, [{a0} + {p}*4]",
-            "lea {q}, [{t} + {ar3}]",
+macro_rules! listed_row_major_step {
+    ($p:literal) => {
+        concat!(
+            "lea {q}, [{",
+            $p,
+            "}*8]\n",
+            "vmovups zmm24, zmmword ptr [{b} + {q}*8]\n",
+            "vmovups zmm25, zmmword ptr [{b1} + {q}*8]\n",
+            "lea {t}, [{a0} + {",
+            $p,
+            "}*4]\n",
+            "lea {q}, [{t} + {ar}*2]\n",
+            "add {q}, {ar}\n",
             row_step!(26, 0, 1, "{t}", ""),
             row_step!(27, 2, 3, "{t} + {ar}", ""),
             row_step!(28, 4, 5, "{t} + {ar}*2", ""),
             row_step!(29, 6, 7, "{q}", ""),
             row_step!(30, 8, 9, "{q} + {ar}", ""),
             row_step!(31, 10, 11, "{q} + {ar}*2", ""),
-            "lea {t}, [{g0} + {p}*4]",
-            "lea {q}, [{t} + {ar3}]",
+            "lea {t}, [{g0} + {",
+            $p,
+            "}*4]\n",
+            "lea {q}, [{t} + {ar}*2]\n",
+            "add {q}, {ar}\n",
             row_step!(26, 12, 13, "{t}", ""),
             row_step!(27, 14, 15, "{t} + {ar}", ""),
             row_step!(28, 16, 17, "{t} + {ar}*2", ""),
             row_step!(29, 18, 19, "{q}", ""),
             row_step!(30, 20, 21, "{q} + {ar}", ""),
             row_step!(31, 22, 23, "{q} + {ar}*2", ""),
-            "add {list}, 4",
-            "cmp {list}, {end}",
+        )
+    };
+}
+
+/// Expands to one listed step of [`sum_listed_packed12`], whose number is in register `{$p}`:
+/// the two vectors of `B` as in [`listed_row_major_step`], then row `r` of each group at its
+/// base plus `24 p + 4 r` bytes (`t = 3 p`, times 8).
+#[cfg(target_arch = "x86_64")]
+macro_rules! listed_packed_step {
+    ($p:literal) => {
+        concat!(
+            "lea {q}, [{",
+            $p,
+            "}*8]\n",
+            "lea {t}, [{",
+            $p,
+            "} + {",
+            $p,
+            "}*2]\n",
+            "vmovups zmm24, zmmword ptr [{b} + {q}*8]\n",
+            "vmovups zmm25, zmmword ptr [{b1} + {q}*8]\n",
+            row_step!(26, 0, 1, "{a0} + {t}*8", ""),
+            row_step!(27, 2, 3, "{a0} + {t}*8 + 4", ""),
+            row_step!(28, 4, 5, "{a0} + {t}*8 + 8", ""),
+            row_step!(29, 6, 7, "{a0} + {t}*8 + 12", ""),
+            row_step!(30, 8, 9, "{a0} + {t}*8 + 16", ""),
+            row_step!(31, 10, 11, "{a0} + {t}*8 + 20", ""),
+            row_step!(26, 12, 13, "{g0} + {t}*8", ""),
+            row_step!(27, 14, 15, "{g0} + {t}*8 + 4", ""),
+            row_step!(28, 16, 17, "{g0} + {t}*8 + 8", ""),
+            row_step!(29, 18, 19, "{g0} + {t}*8 + 12", ""),
+            row_step!(30, 20, 21, "{g0} + {t}*8 + 16", ""),
+            row_step!(31, 22, 23, "{g0} + {t}*8 + 20", ""),
+        )
+    };
+}
+
+/// Expands to `asm!` over the first `4 n` listed steps, where `n >= 1`, with `$step` as the
+/// macro for one step. The step numbers of a pass are in `{p0}` to `{p3}`, loaded during the
+/// pass before. Each pass but the last loads the next pass's numbers after its steps use
+/// the current ones, and the last pass loads nothing, so that the loop reads only the list.
+#[cfg(target_arch = "x86_64")]
+macro_rules! listed_loop {
+    ($s:ident, $step:ident, $list:expr, $($operands:tt)*) => {
+        sums_in_registers!(
+            $s,
+            "mov {p0:e}, dword ptr [{list}]",
+            "mov {p1:e}, dword ptr [{list} + 4]",
+            "mov {p2:e}, dword ptr [{list} + 8]",
+            "mov {p3:e}, dword ptr [{list} + 12]",
+            "cmp {list}, {last}",
+            "je 3f",
+            "2:",
+            $step!("p0"),
+            "mov {p0:e}, dword ptr [{list} + 16]",
+            $step!("p1"),
+            "mov {p1:e}, dword ptr [{list} + 20]",
+            $step!("p2"),
+            "mov {p2:e}, dword ptr [{list} + 24]",
+            $step!("p3"),
+            "mov {p3:e}, dword ptr [{list} + 28]",
+            "add {list}, 16",
+            "cmp {list}, {last}",
             "jne 2b",
-            list = inout(reg) list.as_ptr() => _,
-            end = in(reg) list.as_ptr().add(list.len()),
-            p = out(reg) _,
+            "3:",
+            $step!("p0"),
+            $step!("p1"),
+            $step!("p2"),
+            $step!("p3"),
+            list = inout(reg) $list.as_ptr() => _,
+            last = in(reg) $list.as_ptr().add($list.len() / LOOKAHEAD * LOOKAHEAD - LOOKAHEAD),
+            p0 = out(reg) _,
+            p1 = out(reg) _,
+            p2 = out(reg) _,
+            p3 = out(reg) _,
             q = out(reg) _,
             t = out(reg) _,
+            $($operands)*
+        )
+    };
+}
+
+/// Returns the sums of a tile of 12 rows of a row-major `A` over the listed steps. A loop in
+/// assembly sums the steps in groups of four and loads each group's step numbers while it sums
+/// the group before ([`LOOKAHEAD`]). [`step`] then adds the last `len % 4`. Each step forms one
+/// address for `B` and two for each group of six rows of `A`, from which the other rows are
+/// the row distance times 1 or 2 away.
+///
+/// # Safety
+///
+/// As for [`wide_avx512`] with `GROUPS` = 2, every listed step below the block's `kc`, at
+/// least [`LOOKAHEAD`] steps listed, and `tile.a_col == 1`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn sum_listed_rows12(list: &[u32], tile: &Wide) -> Sums {
+    debug_assert!(list.len() >= LOOKAHEAD);
+    let mut s = [[_mm512_setzero_ps(); 2]; 2 * MR];
+    // SAFETY: the caller guarantees 12 rows from `tile.a` and both panels for every listed
+    // step, and at least four steps. The loop reads the list's first `len / 4 * 4` numbers and
+    // writes no memory.
+    unsafe {
+        listed_loop!(
+            s,
+            listed_row_major_step,
+            list,
             a0 = in(reg) tile.a[0],
             g0 = in(reg) tile.a[1],
             ar = in(reg) tile.a_row * 4,
-            ar3 = in(reg) tile.a_row * 12,
             b = in(reg) tile.b[0],
             b1 = in(reg) tile.b[1],
         );
+    }
+    for &p in &list[list.len() / LOOKAHEAD * LOOKAHEAD..] {
+        let p = p as usize;
+        // SAFETY: step `p` lies inside the rows of `A` and both panels.
+        unsafe {
+            step::<2>(
+                &mut s,
+                tile,
+                tile.b[0].add(p * NR),
+                tile.b[1].add(p * NR),
+                p as isize,
+            )
+        };
+    }
+    s
+}
+
+/// Returns the sums of a tile of 12 rows read from two packed panels of `A` (`a_row` 1,
+/// `a_col` 6) over the listed steps, as [`sum_listed_rows12`] does for a row-major `A`. Row `r`
+/// of a group at step `p` is at its base plus `24 p + 4 r` bytes, so each step forms one
+/// index for `B` and one for `A`, and every row is that index plus a constant.
+///
+/// # Safety
+///
+/// As for [`wide_avx512`] with `GROUPS` = 2, every listed step below the block's `kc`, at
+/// least [`LOOKAHEAD`] steps listed, `tile.a_row == 1` and `tile.a_col == 6`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn sum_listed_packed12(list: &[u32], tile: &Wide) -> Sums {
+    debug_assert!(list.len() >= LOOKAHEAD);
+    let mut s = [[_mm512_setzero_ps(); 2]; 2 * MR];
+    // SAFETY: as in `sum_listed_rows12`, with the rows of `A` at the packed offsets.
+    unsafe {
+        listed_loop!(
+            s,
+            listed_packed_step,
+            list,
+            a0 = in(reg) tile.a[0],
+            g0 = in(reg) tile.a[1],
+            b = in(reg) tile.b[0],
+            b1 = in(reg) tile.b[1],
+        );
+    }
+    for &p in &list[list.len() / LOOKAHEAD * LOOKAHEAD..] {
+        let p = p as usize;
+        // SAFETY: step `p` lies inside both packed panels of `A` and both panels of `B`.
+        unsafe {
+            step::<2>(
+                &mut s,
+                tile,
+                tile.b[0].add(p * NR),
+                tile.b[1].add(p * NR),
+                p as isize * tile.a_col,
+            );
+        }
     }
     s
 }
@@ -599,7 +775,8 @@ mod tests {
     }
 
     /// The ways a tile of 12 rows can read `A`: in place from a row-major matrix (in assembly
-    /// from `ASSEMBLY_FROM` steps on), from two packed panels, and through a column stride of 2.
+    /// from `ASSEMBLY_FROM` steps on), from two packed panels (in assembly over a list of as
+    /// many steps), and through a column stride of 2.
     #[cfg(target_arch = "x86_64")]
     #[derive(Clone, Copy, Debug)]
     enum Layout {
@@ -691,8 +868,12 @@ mod tests {
                     // buffers for `kc` steps, and every listed step is below `kc`.
                     unsafe { wide_avx512::<2>(steps, tile, 1.0, 0.0) };
                     let in_assembly = super::ASSEMBLY_TILES.with(|tiles| tiles.get()) > before;
-                    let expected =
-                        matches!(layout, Layout::InPlace) && steps.count() >= super::ASSEMBLY_FROM;
+                    let expected = steps.count() >= super::ASSEMBLY_FROM
+                        && match layout {
+                            Layout::InPlace => true,
+                            Layout::Packed => list.is_some(),
+                            Layout::EveryOther => false,
+                        };
                     assert_eq!(in_assembly, expected, "{layout:?}, kc {kc}");
                     let summed: Vec<usize> = match list {
                         None => (0..kc).collect(),
