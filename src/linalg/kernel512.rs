@@ -30,9 +30,10 @@
 //! packed panels of `A`) load the step numbers of the next four steps while they sum the
 //! current four, so that no address waits for a load from the list. With a list of every step,
 //! which reads the same memory as the loop over all steps, loading each number just before its
-//! step took 9 to 12% longer than that loop. Loading ahead took 3 to 5% longer (one thread). In
-//! one process alternating the two, the products of a training step of 784-1024-1024-10 took 2
-//! to 4% less time with loading ahead (BENCHMARKS.md).
+//! step took 9 to 13% longer than that loop on one thread. Loading ahead took 3 to 5% longer at a
+//! calm moment and 5 to 11% at a slower one. In one process alternating the two, the products
+//! of a training step of 784-1024-1024-10 took 2 to 4% less time with loading ahead
+//! (BENCHMARKS.md).
 
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
@@ -188,8 +189,8 @@ pub(crate) unsafe fn wide_avx512<const GROUPS: usize>(
     alpha: f32,
     beta: f32,
 ) {
-    // The loops in assembly take 12 rows of a row-major `A` with enough steps. The compiled
-    // loops keep their own arms, because behind one closure shared with the assembly they
+    // Assembly sums 12 rows of a row-major `A` with enough steps, or of two packed panels over a
+    // long list. The compiled loops stay separate because, behind one shared closure, they
     // spilled their sums to the stack.
     let assembly = GROUPS == 2 && tile.a_col == 1 && steps.count() >= ASSEMBLY_FROM;
     // Two packed panels of `A` (`A[i, p]` at `6 p + i` from its group's base) over a list.
@@ -345,7 +346,7 @@ unsafe fn sum_all<const GROUPS: usize>(kc: usize, tile: &Wide) -> Sums {
 #[cfg(target_arch = "x86_64")]
 const ASSEMBLY_FROM: usize = 16;
 
-/// Steps per pass of the loops over lists ([`listed_loop`]), each of which loads the step
+/// Steps per pass of the loops over lists (`listed_loop!`), each of which loads the step
 /// numbers of the next pass. The assembly is written for four.
 #[cfg(target_arch = "x86_64")]
 const LOOKAHEAD: usize = 4;
@@ -587,7 +588,8 @@ macro_rules! listed_packed_step {
 /// Expands to `asm!` over the first `4 n` listed steps, where `n >= 1`, with `$step` as the
 /// macro for one step. The step numbers of a pass are in `{p0}` to `{p3}`, loaded during the
 /// pass before. Each pass but the last loads the next pass's numbers after its steps use
-/// the current ones, and the last pass loads nothing, so that the loop reads only the list.
+/// the current ones, and the last pass loads nothing, so that the loop reads no number past
+/// the first `4 n`.
 #[cfg(target_arch = "x86_64")]
 macro_rules! listed_loop {
     ($s:ident, $step:ident, $list:expr, $($operands:tt)*) => {
@@ -891,6 +893,82 @@ mod tests {
                                 list.is_some()
                             );
                         }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Compares the loops over lists in assembly with the compiled loop, bit for bit, on lists
+    /// of 4 to 20 steps out of order. These cover one pass only (4 to 7 steps), one loop pass
+    /// and the last (8 to 11), and more, each with every remainder. Tiles reach these loops
+    /// only from `ASSEMBLY_FROM` steps, so `twelve_rows_match_fused_sums` misses the short ones.
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn list_loops_match_compiled_loop() {
+        if !is_x86_feature_detected!("avx512f") {
+            eprintln!("skipped: this CPU has no AVX-512F");
+            return;
+        }
+        use std::arch::x86_64::_mm512_storeu_ps;
+        let kc = 23;
+        let panels: Vec<f32> = (0..2 * kc * NR).map(|x| value(x / NR, x % NR, 1)).collect();
+        // Row-major rows with 3 values of padding, the second group one row further on.
+        let lda = kc + 3;
+        let row_major: Vec<f32> = (0..(2 * MR + 1) * lda).map(|x| value(x, 0, 2)).collect();
+        // Two packed panels with 5 values between them.
+        let packed: Vec<f32> = (0..2 * MR * kc + 5).map(|x| value(x, 1, 3)).collect();
+        let tiles = [
+            (
+                "row-major",
+                row_major.as_ptr(),
+                row_major[(MR + 1) * lda..].as_ptr(),
+                lda as isize,
+                1,
+            ),
+            (
+                "packed",
+                packed.as_ptr(),
+                packed[MR * kc + 5..].as_ptr(),
+                1,
+                MR as isize,
+            ),
+        ];
+        for (name, first, second, a_row, a_col) in tiles {
+            let mut c = [0.0f32; 1];
+            let tile = Wide {
+                a: [first, second],
+                a_row,
+                a_col,
+                b: [panels.as_ptr(), panels[kc * NR..].as_ptr()],
+                c: c.as_mut_ptr(),
+                c_row: 1,
+                c_col: 1,
+                cols: 1,
+            };
+            for len in 4..=20 {
+                // Distinct steps out of order, since 7 and 23 are coprime.
+                let list: Vec<u32> = (0..len).map(|i| ((7 * i + 3) % kc) as u32).collect();
+                // SAFETY: the CPU has AVX-512F, every listed step is below `kc`, both groups of
+                // `A` and both panels of `B` have `kc` steps, and the lists have 4 steps or more.
+                let (got, want) = unsafe {
+                    let got = if a_col == 1 {
+                        super::sum_listed_rows12(&list, &tile)
+                    } else {
+                        super::sum_listed_packed12(&list, &tile)
+                    };
+                    (got, super::sum_listed::<2>(&list, &tile))
+                };
+                for (row, (got, want)) in got.iter().zip(&want).enumerate() {
+                    for half in 0..2 {
+                        let (mut g, mut w) = ([0.0f32; NR], [0.0f32; NR]);
+                        // SAFETY: each array has room for one vector.
+                        unsafe {
+                            _mm512_storeu_ps(g.as_mut_ptr(), got[half]);
+                            _mm512_storeu_ps(w.as_mut_ptr(), want[half]);
+                        }
+                        let (g, w) = (g.map(f32::to_bits), w.map(f32::to_bits));
+                        assert_eq!(g, w, "{name}, {len} steps, row {row}, half {half}");
                     }
                 }
             }
