@@ -193,7 +193,8 @@ pub(crate) unsafe fn wide_avx512<const GROUPS: usize>(
     // long list. The compiled loops stay separate because, behind one shared closure, they
     // spilled their sums to the stack.
     let assembly = GROUPS == 2 && tile.a_col == 1 && steps.count() >= ASSEMBLY_FROM;
-    // Two packed panels of `A` (`A[i, p]` at `6 p + i` from its group's base) over a list.
+    // A list over two packed panels of `A`, where `A[i, p]` is `6 p + i` values from its
+    // group's base, also runs in assembly.
     let packed_assembly = GROUPS == 2
         && tile.a_row == 1
         && tile.a_col == MR as isize
@@ -515,8 +516,8 @@ unsafe fn sum_quads(kc: usize, tile: &Wide, sums: &mut Sums) -> usize {
 
 /// Expands to one listed step of [`sum_listed_rows12`], whose number is in register `{$p}`:
 /// the two vectors of `B` at `64 p` bytes from `{b}` and `{b1}`, then each group of six rows
-/// from two addresses. Rows 0 to 2 of a group are at `t` = its base plus `4 p` bytes, plus the
-/// row distance times 0, 1 or 2, and rows 3 to 5 likewise from `q = t + 3` row distances.
+/// from two addresses. Rows 0 to 2 of a group are at `t` (its base plus `4 p` bytes) plus the
+/// row distance times 0, 1 or 2, and rows 3 to 5 likewise from `q`, three row distances on.
 #[cfg(target_arch = "x86_64")]
 macro_rules! listed_row_major_step {
     ($p:literal) => {
@@ -554,7 +555,7 @@ macro_rules! listed_row_major_step {
 
 /// Expands to one listed step of [`sum_listed_packed12`], whose number is in register `{$p}`:
 /// the two vectors of `B` as in [`listed_row_major_step`], then row `r` of each group at its
-/// base plus `24 p + 4 r` bytes (`t = 3 p`, times 8).
+/// base plus `24 p + 4 r` bytes. Register `t` contains `3 p`, which each address scales by 8.
 #[cfg(target_arch = "x86_64")]
 macro_rules! listed_packed_step {
     ($p:literal) => {
