@@ -32,15 +32,40 @@ use crate::float::Float;
 /// Outputs per panel: eight AVX vectors of eight `f32`, one accumulator register each.
 pub(crate) const PANEL: usize = 64;
 
+/// Bytes to which the stored panels are aligned: one cache line.
+const LINE: usize = 64;
+
 /// A weight matrix `W` (`n x k`) stored for [`ColumnPanels::multiply`]. Panel `p` contains
 /// `W[p PANEL .. (p + 1) PANEL, :]` column by column, [`ColumnPanels::width`] values per
-/// column, from `values[p PANEL k]` on.
-#[derive(Clone, Debug)]
+/// column, from `stored()[p PANEL k]` on.
+///
+/// The stored values start on a cache line ([`LINE`] bytes). In `f32`, a column of a full panel
+/// is then exactly four lines and each 512-bit load reads one line. The allocator gives no such
+/// promise: in one run it put two of the three panels of a 784-256-128-10 network 32 and 48
+/// bytes past a line, which split every load of theirs in two. On the Ice Lake server of
+/// BENCHMARKS.md, aligning them took 16% off that network's batch-of-one latency.
+#[derive(Debug)]
 pub(crate) struct ColumnPanels<T> {
+    /// The panels from `values[start]` on, with room before them to reach a line boundary.
     values: Vec<T>,
+    /// Index of the first stored value in `values`.
+    start: usize,
     rows: usize,
     cols: usize,
     all_finite: bool,
+}
+
+impl<T> ColumnPanels<T> {
+    /// Values of room kept before the panels, enough to reach the next line boundary.
+    fn room() -> usize {
+        (LINE / std::mem::size_of::<T>()).max(1)
+    }
+
+    /// Returns the panels, without the room around them.
+    fn stored(&self) -> &[T] {
+        let len = self.values.len() - Self::room();
+        &self.values[self.start..self.start + len]
+    }
 }
 
 impl<T: Float> ColumnPanels<T> {
@@ -48,18 +73,31 @@ impl<T: Float> ColumnPanels<T> {
     pub(crate) fn new(weights: ArrayView2<'_, T>) -> Self {
         let (rows, cols) = weights.dim();
         let last_width = (rows - rows / PANEL * PANEL).next_multiple_of(8);
-        let mut panels = ColumnPanels {
-            values: vec![T::zero(); rows / PANEL * PANEL * cols + last_width * cols],
-            rows,
-            cols,
-            all_finite: weights.iter().all(|w| w.is_finite()),
-        };
+        let len = rows / PANEL * PANEL * cols + last_width * cols;
+        let mut panels = ColumnPanels::zeros(len, rows, cols);
+        panels.all_finite = weights.iter().all(|w| w.is_finite());
+        let start = panels.start;
         for ((i, k), &w) in weights.indexed_iter() {
             let panel = i / PANEL;
             let width = panels.width(panel);
-            panels.values[panel * PANEL * cols + k * width + i % PANEL] = w;
+            panels.values[start + panel * PANEL * cols + k * width + i % PANEL] = w;
         }
         panels
+    }
+
+    /// Allocates `len` zeros that begin on a line boundary, for a matrix of `rows x cols`.
+    fn zeros(len: usize, rows: usize, cols: usize) -> Self {
+        let values = vec![T::zero(); len + Self::room()];
+        // `align_offset` may in principle fail (usize::MAX). The panels then start unaligned,
+        // which is slower but reads the same values.
+        let start = values.as_ptr().align_offset(LINE).min(Self::room());
+        ColumnPanels {
+            values,
+            start,
+            rows,
+            cols,
+            all_finite: true,
+        }
     }
 
     /// Values stored per column in panel `panel`: [`PANEL`], or for the last panel its rows
@@ -116,10 +154,30 @@ impl<T: Float> ColumnPanels<T> {
         for (panel, out) in panels.zip(y.chunks_mut(PANEL)) {
             let width = self.width(panel);
             let start = panel * PANEL * self.cols;
-            let weights = &self.values[start..start + width * self.cols];
+            let weights = &self.stored()[start..start + width * self.cols];
             let mut sums = [T::zero(); PANEL];
             sum_panel(weights, width, x, columns, &mut sums[..width]);
             out.copy_from_slice(&sums[..out.len()]);
+        }
+    }
+}
+
+/// A clone stores its panels on a line boundary of its own allocation, which a copy of the
+/// whole `Vec` (and of `start`) would not.
+impl<T: Clone> Clone for ColumnPanels<T> {
+    fn clone(&self) -> Self {
+        // The copy only sizes the new allocation. The panels are then written at its own
+        // line boundary.
+        let mut values = self.values.clone();
+        let start = values.as_ptr().align_offset(LINE).min(Self::room());
+        let stored = self.stored();
+        values[start..start + stored.len()].clone_from_slice(stored);
+        ColumnPanels {
+            values,
+            start,
+            rows: self.rows,
+            cols: self.cols,
+            all_finite: self.all_finite,
         }
     }
 }
@@ -216,11 +274,16 @@ mod avx512 {
         _mm512_fmadd_ps, _mm512_loadu_ps, _mm512_set1_ps, _mm512_setzero_ps, _mm512_storeu_ps,
     };
 
-    use super::avx2::{PREFETCH_AHEAD, prefetch_column};
-
     /// Computes `sum_panel` in `f32` for a panel of `16 V` outputs, as the AVX2 version does
     /// with half as many 512-bit accumulators and loads. Each output gets the same fused
     /// multiply-adds in the same order, so the two give the same bits.
+    ///
+    /// Unlike the AVX2 version, it prefetches no column. On the Ice Lake server of
+    /// BENCHMARKS.md, with the panels on line boundaries, a 784-256-128-10 network's
+    /// batch-of-one latency took 13 to 19% less time without prefetches than with the AVX2
+    /// version's (eight columns ahead, five lines each). Four or sixteen columns ahead, or two
+    /// lines per column, gained less than none. The listed columns come in increasing order,
+    /// which the hardware prefetchers follow, and each prefetch takes a load slot.
     ///
     /// # Safety
     ///
@@ -235,12 +298,8 @@ mod avx512 {
     ) {
         let width = 16 * V;
         let mut acc = [_mm512_setzero_ps(); V];
-        for (i, &k) in columns.iter().enumerate() {
+        for &k in columns {
             let k = k as usize;
-            if let Some(&ahead) = columns.get(i + PREFETCH_AHEAD) {
-                // SAFETY: the caller guarantees that every listed column lies inside `weights`.
-                unsafe { prefetch_column(weights, width, ahead as usize) };
-            }
             // SAFETY: guaranteed by the caller for every listed `k`.
             unsafe {
                 let scale = _mm512_set1_ps(*x.get_unchecked(k));
@@ -268,7 +327,10 @@ mod avx2 {
 
     /// How many listed columns ahead the kernel prefetches. On a Zen 3 core, 6 to 12 took
     /// about 10% off the latency of a 784-256-128-10 network against no prefetch; 8 sits in
-    /// the middle of that range.
+    /// the middle of that range. That was before the panels started on a cache line. On the
+    /// Ice Lake server of BENCHMARKS.md, with aligned panels and the AVX-512 kernel turned off,
+    /// the AVX2 loop was 4 to 10% faster without prefetches. This loop keeps them for CPUs
+    /// without AVX-512, such as that Zen 3, where they were measured to help.
     pub(super) const PREFETCH_AHEAD: usize = 8;
 
     /// Asks the CPU to load column `k` of a panel `width` values wide into L1.
@@ -409,6 +471,30 @@ mod tests {
         for (i, &got) in y.iter().enumerate() {
             let want: f32 = (0..9).map(|k| w[[i, k]] * x[k]).sum();
             assert_eq!(got, want, "row {i}");
+        }
+    }
+
+    #[test]
+    fn clones_stay_line_aligned() {
+        let w = weights(81, 9);
+        let x = [0.5, 1.5, 0.0, -2.0, 0.25, 0.0, 1.0, 3.0, -1.0f32];
+        let mut columns = [0u32; 9];
+        let count = nonzero_columns(&x, &mut columns);
+        let original = ColumnPanels::new(w.view());
+        let mut want = vec![0.0f32; 81];
+        original.multiply(&x, &columns[..count], &mut want, 0..2);
+        // Each clone is a new allocation, which may begin at another offset from a line.
+        let mut clones = vec![original.clone()];
+        for _ in 0..8 {
+            let _shift = vec![0u8; 4 * clones.len() + 4];
+            clones.push(clones.last().unwrap().clone());
+        }
+        for panels in std::iter::once(&original).chain(&clones) {
+            assert_eq!(panels.stored().as_ptr() as usize % LINE, 0);
+            assert_eq!(panels.stored(), original.stored());
+            let mut y = vec![0.0f32; 81];
+            panels.multiply(&x, &columns[..count], &mut y, 0..2);
+            assert_eq!(y, want);
         }
     }
 
