@@ -272,6 +272,60 @@ pub(crate) fn gemm_finite_a<T: Float>(
     c: &mut ArrayViewMut2<'_, T>,
     a_finite: bool,
 ) -> Result<()> {
+    gemm_rows_done(alpha, a, b, beta, c, a_finite, None)
+}
+
+/// Computes `C = alpha A B + beta C` for a row-major `C` (`m x n`, `n = b.ncols()`, stored in
+/// `c`), and calls `then(first_row, rows)` on blocks of whole rows that cover `C`, each once
+/// its values are final.
+///
+/// A tall product (many more rows than columns, as in batch inference with the examples as
+/// rows) gives each block of rows to `then` on the thread that computed it, while the block is
+/// still in cache. Other products and other element types call `then` after the product. The
+/// blocks may run on any product thread, so `then` must treat each row on its own for the
+/// result not to depend on the thread count.
+///
+/// # Errors
+///
+/// [`Error::Shape`] when the inner dimensions disagree, or when `c` does not contain
+/// `a.nrows() x b.ncols()` values.
+pub(crate) fn gemm_then<T: Float>(
+    alpha: T,
+    a: ArrayView2<'_, T>,
+    b: ArrayView2<'_, T>,
+    beta: T,
+    c: &mut [T],
+    then: &(dyn Fn(usize, &mut [T]) + Sync),
+) -> Result<()> {
+    let (m, n) = (a.nrows(), b.ncols());
+    let rows = OutputRows(c.as_mut_ptr());
+    let mut view = ArrayViewMut2::from_shape((m, n), c).map_err(|_| {
+        Error::Shape(format!(
+            "gemm_then: C needs {m} x {n} values for a {:?} by {:?} product",
+            a.dim(),
+            b.dim()
+        ))
+    })?;
+    let done = |range: std::ops::Range<usize>| {
+        // SAFETY: each range of rows is final and given once, so no other thread reads or
+        // writes it, and the rows lie inside `c`, borrowed mutably for this whole call.
+        let block = unsafe { rows.rows(range.start * n..range.end * n) };
+        then(range.start, block);
+    };
+    gemm_rows_done(alpha, a, b, beta, &mut view, false, Some(&done))
+}
+
+/// Computes what [`gemm_finite_a`] does, and calls `rows_done` (when given) once on ranges
+/// that cover the rows of `C`, each once its rows are final.
+fn gemm_rows_done<T: Float>(
+    alpha: T,
+    a: ArrayView2<'_, T>,
+    b: ArrayView2<'_, T>,
+    beta: T,
+    c: &mut ArrayViewMut2<'_, T>,
+    a_finite: bool,
+    rows_done: Option<sgemm::RowsDone<'_>>,
+) -> Result<()> {
     let (m, k) = a.dim();
     let (k2, n) = b.dim();
     if k != k2 || c.dim() != (m, n) {
@@ -291,6 +345,9 @@ pub(crate) fn gemm_finite_a<T: Float>(
             c.fill(T::zero());
         } else {
             c.map_inplace(|x| *x *= beta);
+        }
+        if let Some(done) = rows_done {
+            for_each_range(m, ROWS_DONE_MIN, done);
         }
         return Ok(());
     }
@@ -316,7 +373,19 @@ pub(crate) fn gemm_finite_a<T: Float>(
         // SAFETY: the CPU has AVX2 and FMA, and the views are valid for the checked shapes
         // through their strides. `c` is borrowed mutably, so it aliases neither `a` nor `b`,
         // and an ndarray view never maps two of its elements to one address.
-        unsafe { sgemm::sgemm((m, n, k), alpha, a, b, beta, c, threads(), a_finite) };
+        unsafe {
+            sgemm::sgemm(
+                (m, n, k),
+                alpha,
+                a,
+                b,
+                beta,
+                c,
+                threads(),
+                a_finite,
+                rows_done,
+            )
+        };
         return Ok(());
     }
 
@@ -357,8 +426,15 @@ pub(crate) fn gemm_finite_a<T: Float>(
             parallelism,
         );
     }
+    if let Some(done) = rows_done {
+        for_each_range(m, ROWS_DONE_MIN, done);
+    }
     Ok(())
 }
+
+/// Rows per range from which the callback of [`gemm_then`] runs on several threads, when the
+/// product itself does not call it. The value is an estimate, not tuned by measurement.
+const ROWS_DONE_MIN: usize = 64;
 
 #[cfg(test)]
 mod tests {
@@ -412,6 +488,69 @@ mod tests {
         for (x, y) in c.iter().zip(expected.iter()) {
             assert!((x - y).abs() < 1e-10);
         }
+    }
+
+    /// Runs [`gemm_then`] with `then` doubling each value and adding one, and checks that the
+    /// blocks cover every row once and that the result equals the product then the same map.
+    fn check_gemm_then<T: Float>(m: usize, k: usize, n: usize) {
+        let mut rng = crate::rng::Rng::new((m * 31 + k * 7 + n) as u64);
+        let a = Array2::from_shape_simple_fn((m, k), || T::of(rng.normal()));
+        let b = Array2::from_shape_simple_fn((n, k), || T::of(rng.normal()));
+        let mut want = Array2::from_elem((m, n), T::zero());
+        gemm(T::one(), a.view(), b.t(), T::zero(), &mut want.view_mut()).unwrap();
+        want.mapv_inplace(|v| v + v + T::one());
+
+        let mut got = vec![T::nan(); m * n];
+        let blocks = std::sync::Mutex::new(Vec::new());
+        let then = |first: usize, rows: &mut [T]| {
+            rows.iter_mut().for_each(|v| *v = *v + *v + T::one());
+            blocks.lock().unwrap().push(first..first + rows.len() / n);
+        };
+        gemm_then(T::one(), a.view(), b.t(), T::zero(), &mut got, &then).unwrap();
+
+        let mut blocks = blocks.into_inner().unwrap();
+        blocks.sort_by_key(|range| range.start);
+        let mut next = 0;
+        for range in &blocks {
+            assert_eq!(
+                range.start, next,
+                "{m} x {k} x {n}: rows {range:?} out of turn"
+            );
+            next = range.end;
+        }
+        assert_eq!(
+            next, m,
+            "{m} x {k} x {n}: rows from {next} on never finished"
+        );
+        assert_eq!(got.as_slice(), want.as_slice().unwrap(), "{m} x {k} x {n}");
+    }
+
+    #[test]
+    fn gemm_then_finishes_each_row_once() {
+        // Tall products split by rows, one of them over two blocks of steps (k > 1,024) and one
+        // over two blocks of columns (n > 512); a wide product split by columns; a product too
+        // small to split; and an empty inner dimension.
+        for (m, k, n) in [
+            (301, 19, 5),
+            (400, 1100, 24),
+            (2100, 40, 520),
+            (64, 70, 512),
+            (5, 3, 4),
+            (9, 0, 6),
+        ] {
+            check_gemm_then::<f32>(m, k, n);
+        }
+        // Other types take the `gemm` crate, and the blocks come after the product.
+        check_gemm_then::<f64>(301, 19, 5);
+    }
+
+    #[test]
+    fn gemm_then_rejects_short_output() {
+        let a = Array2::<f32>::ones((4, 3));
+        let b = Array2::<f32>::ones((3, 5));
+        let mut c = vec![0.0f32; 19];
+        let result = gemm_then(1.0, a.view(), b.view(), 0.0, &mut c, &|_, _| {});
+        assert!(matches!(result, Err(Error::Shape(_))));
     }
 
     #[test]

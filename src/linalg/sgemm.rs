@@ -238,16 +238,28 @@ pub(crate) fn available() -> bool {
     kernel::available()
 }
 
+/// A callback that [`sgemm`] makes once for each range of rows of `C` when those rows
+/// are final, so that the caller can go on with them (add a bias, apply an activation) while
+/// they are still in cache. The ranges cover every row once and may run on any product thread.
+pub(crate) type RowsDone<'a> = &'a (dyn Fn(std::ops::Range<usize>) + Sync);
+
 /// Computes `C = alpha A B + beta C` on up to `threads` threads. With `a_finite`, the caller
 /// promises that every value of `A` is finite, which spares the check before zero steps of `B`
 /// are left out. A broken promise does not cause undefined behaviour, but a skipped step then
 /// drops the NaN that an infinite or NaN value of `A` times zero makes.
+///
+/// With `rows_done`, it also calls that on ranges that cover the rows of `C`. A product split
+/// by rows, such as batch inference with the examples as rows, calls it on each block of
+/// [`MC`] rows. The thread that computed the block makes the call as soon as the block's last
+/// block of columns and of steps is summed. A product split by columns calls it after all
+/// chunks, split across the threads.
 ///
 /// # Safety
 ///
 /// [`available`] must be true. Through their strides, `a` must be valid for `m x k` reads, `b`
 /// for `k x n` reads and `c` for `m x n` reads and writes. `c` must not overlap `a` or `b`, and
 /// two elements of `c` must not share an address. `m`, `n` and `k` must be positive.
+/// `rows_done` may read and write the rows it gets, and no other part of `C`.
 #[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn sgemm(
     (m, n, k): (usize, usize, usize),
@@ -258,6 +270,7 @@ pub(crate) unsafe fn sgemm(
     c: Strided<*mut f32>,
     threads: usize,
     a_finite: bool,
+    rows_done: Option<RowsDone<'_>>,
 ) {
     let mut product = Product {
         k,
@@ -332,15 +345,23 @@ pub(crate) unsafe fn sgemm(
         start..end
     };
     pool::run(threads, chunks, &|chunk| {
-        let (rows, cols) = if by_columns {
-            (0..m, range(chunk, NR, n))
+        let (rows, cols, done) = if by_columns {
+            (0..m, range(chunk, NR, n), None)
         } else {
-            (range(chunk, MR, m), 0..n)
+            (range(chunk, MR, m), 0..n, rows_done)
         };
         // SAFETY: forwarded from the caller; the chunks' blocks of `C` are disjoint.
-        unsafe { block(&product, rows, cols) };
+        unsafe { block(&product, rows, cols, done) };
     });
+    if let Some(done) = rows_done.filter(|_| by_columns) {
+        // No row is final before every chunk of columns is.
+        super::for_each_range(m, ROWS_DONE_MIN, done);
+    }
 }
+
+/// Rows per range from which [`sgemm`] splits its callback across threads after a
+/// product split by columns. The value is an estimate, not tuned by measurement.
+const ROWS_DONE_MIN: usize = 64;
 
 /// Grows this thread's packing buffers to the largest block they can hold. Done at once, and
 /// by each pool worker as it starts, so that no later product allocates: a worker may first
@@ -398,8 +419,19 @@ fn aligned(buffer: &mut [f32]) -> &mut [f32] {
     &mut buffer[skip..]
 }
 
-/// Computes the block `rows x cols` of `C` on the calling thread.
-unsafe fn block(product: &Product, rows: std::ops::Range<usize>, cols: std::ops::Range<usize>) {
+/// Computes the block `rows x cols` of `C` on the calling thread, then calls `done` (when given)
+/// on ranges that cover `rows`.
+///
+/// # Safety
+///
+/// As for [`sgemm`], with `rows x cols` inside `C`. With `done`, `cols` must span every
+/// column of `C`, so that the rows are final when the block is.
+unsafe fn block(
+    product: &Product,
+    rows: std::ops::Range<usize>,
+    cols: std::ops::Range<usize>,
+    done: Option<RowsDone<'_>>,
+) {
     if rows.is_empty() || cols.is_empty() {
         return;
     }
@@ -420,7 +452,7 @@ unsafe fn block(product: &Product, rows: std::ops::Range<usize>, cols: std::ops:
                     steps: &mut steps,
                 };
                 // SAFETY: forwarded from the caller.
-                unsafe { block_with(product, rows, cols, kc_max, buffers) };
+                unsafe { block_with(product, rows, cols, kc_max, buffers, done) };
             });
         });
     });
@@ -459,6 +491,7 @@ unsafe fn block_with(
     cols: std::ops::Range<usize>,
     kc_max: usize,
     buffers: Buffers<'_>,
+    done: Option<RowsDone<'_>>,
 ) {
     let Buffers {
         packed,
@@ -655,6 +688,11 @@ unsafe fn block_with(
                         ir += groups * MR;
                     }
                     q += 2;
+                }
+                // The last block of columns and of steps completes these rows: the earlier
+                // blocks of columns ran in earlier passes of the outer loop.
+                if let Some(done) = done.filter(|_| jc + nc == cols.end && pc + kc == k) {
+                    done(ic..ic + mc);
                 }
             }
         }
@@ -1353,7 +1391,17 @@ mod tests {
                 if super::available() {
                     // SAFETY: the three arrays match the shapes and strides given.
                     unsafe {
-                        super::sgemm((m, n, k), 1.0, product, other, 0.0, out, threads, false)
+                        super::sgemm(
+                            (m, n, k),
+                            1.0,
+                            product,
+                            other,
+                            0.0,
+                            out,
+                            threads,
+                            false,
+                            None,
+                        )
                     };
                 }
                 c
@@ -1613,6 +1661,7 @@ mod tests {
                     out,
                     threads,
                     a_finite,
+                    None,
                 )
             };
         }
