@@ -19,10 +19,11 @@
 //! they give the same bits. The bias is added and the activation applied in one pass over `Z[l]` for
 //! the identity, ReLU and leaky ReLU; the other activations add the bias first and then run
 //! [`Activation::forward_inplace`]. Softmax subtracts each column's maximum as always. In the
-//! transposed orientation that pass runs on each block of examples as soon as the product has
-//! summed it (`linalg::gemm_then`), while the block is still in cache. On the Ice Lake server
-//! of BENCHMARKS.md, that took 4 to 6% off batch inference of 784-256-128-10 at batch 10,000
-//! on 2 threads, against a pass over the whole output after the product.
+//! transposed orientation, `linalg::gemm_then` runs that pass on blocks of examples. When the
+//! product is split by rows (examples), as a batch much larger than the layer is, each block
+//! gets it as soon as the product has summed it, while the block is still in cache. On the Ice
+//! Lake server of BENCHMARKS.md, that took 4 to 6% off batch inference of 784-256-128-10 at
+//! batch 10,000 on 2 threads, against a pass over the whole output after the product.
 //!
 //! ```
 //! use feedforward::inference::InferenceBuffers;
@@ -116,7 +117,8 @@ impl<T: Float> Network<T> {
     /// Once `buffers` fit the network and batch size (after the first call at the largest
     /// batch, or from the start with [`InferenceBuffers::with_capacity`]), this method
     /// allocates nothing itself, and a batch of one allocates nothing at all. Larger batches
-    /// call [`linalg::gemm`] once per layer.
+    /// call the matrix product once per layer ([`linalg::gemm`], or the same product with a
+    /// callback per block of examples when the examples are contiguous).
     // NOTE: for other element types, or on CPUs without AVX2 and FMA, `linalg::gemm` takes the
     // `gemm` crate 0.19, which allocates a few times per product, so batches above one still
     // allocate there (tests/inference_alloc.rs counts them).
@@ -155,8 +157,8 @@ impl<T: Float> Network<T> {
         }
     }
 
-    /// Runs the layers on a batch with [`linalg::gemm`]. Layer `index` writes
-    /// `buffers.outputs[index % 2]`.
+    /// Runs the layers on a batch with [`linalg::gemm`] (or `linalg::gemm_then` with the
+    /// examples as rows). Layer `index` writes `buffers.outputs[index % 2]`.
     ///
     /// With `examples_as_rows` (the examples are contiguous in memory, `X = rows.t()`), each
     /// layer computes `Z[l]^T = A[l-1]^T W[l]^T`, so that every layer output is `m x n[l]`,

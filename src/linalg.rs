@@ -275,19 +275,21 @@ pub(crate) fn gemm_finite_a<T: Float>(
     gemm_rows_done(alpha, a, b, beta, c, a_finite, None)
 }
 
-/// Computes `C = alpha A B + beta C` for a row-major `C` (`m x n`, `n = b.ncols()`, stored in
-/// `c`), and calls `then(first_row, rows)` on blocks of whole rows that cover `C`, each once
-/// its values are final.
+/// Computes `C = alpha A B + beta C` for a row-major `C` (`m x n`, `n = b.ncols()`, in the
+/// first `m n` values of `c`), and calls `then(first_row, rows)` on blocks of whole rows that
+/// cover `C`, each once its values are final. Values of `c` past `m n` are left unchanged.
 ///
-/// A tall product (many more rows than columns, as in batch inference with the examples as
-/// rows) gives each block of rows to `then` on the thread that computed it, while the block is
-/// still in cache. Other products and other element types call `then` after the product. The
-/// blocks may run on any product thread, so `then` must treat each row on its own for the
-/// result not to depend on the thread count.
+/// In `f32` with AVX2 and FMA, a product split by rows gives each block to `then` on the
+/// thread that computed it, while the block is still in cache. That is the case for tall
+/// products (many more rows than columns, as in batch inference with the examples as rows),
+/// for products on one thread, and for those with too few columns to split. Products split by
+/// columns, and other element types or CPUs, call `then` after the product. The blocks may run
+/// on any product thread, so `then` must treat each row on its own for the result not to
+/// depend on the thread count.
 ///
 /// # Errors
 ///
-/// [`Error::Shape`] when the inner dimensions disagree, or when `c` does not contain
+/// [`Error::Shape`] when the inner dimensions disagree, or when `c` has fewer than
 /// `a.nrows() x b.ncols()` values.
 pub(crate) fn gemm_then<T: Float>(
     alpha: T,
@@ -298,17 +300,25 @@ pub(crate) fn gemm_then<T: Float>(
     then: &(dyn Fn(usize, &mut [T]) + Sync),
 ) -> Result<()> {
     let (m, n) = (a.nrows(), b.ncols());
-    let rows = OutputRows(c.as_mut_ptr());
-    let mut view = ArrayViewMut2::from_shape((m, n), c).map_err(|_| {
-        Error::Shape(format!(
-            "gemm_then: C needs {m} x {n} values for a {:?} by {:?} product",
-            a.dim(),
-            b.dim()
-        ))
-    })?;
+    let len = c.len();
+    let values = m
+        .checked_mul(n)
+        .filter(|&values| values <= len)
+        .ok_or_else(|| {
+            Error::Shape(format!(
+                "gemm_then: C needs {m} x {n} values for a {:?} by {:?} product, but has {len}",
+                a.dim(),
+                b.dim()
+            ))
+        })?;
+    let mut view =
+        ArrayViewMut2::from_shape((m, n), &mut c[..values]).expect("the slice holds m x n values");
+    // Taken from the view, through which the product also writes, so that neither pointer
+    // invalidates the other.
+    let rows = OutputRows(view.as_mut_ptr());
     let done = |range: std::ops::Range<usize>| {
         // SAFETY: each range of rows is final and given once, so no other thread reads or
-        // writes it, and the rows lie inside `c`, borrowed mutably for this whole call.
+        // writes it, and the rows lie inside the view, borrowed mutably for this whole call.
         let block = unsafe { rows.rows(range.start * n..range.end * n) };
         then(range.start, block);
     };
@@ -337,6 +347,8 @@ fn gemm_rows_done<T: Float>(
         )));
     }
     if m == 0 || n == 0 {
+        // Rows of no values are final at once.
+        call_rows_done(rows_done, m, n);
         return Ok(());
     }
     if k == 0 {
@@ -346,9 +358,7 @@ fn gemm_rows_done<T: Float>(
         } else {
             c.map_inplace(|x| *x *= beta);
         }
-        if let Some(done) = rows_done {
-            for_each_range(m, ROWS_DONE_MIN, done);
-        }
+        call_rows_done(rows_done, m, n);
         return Ok(());
     }
 
@@ -426,15 +436,21 @@ fn gemm_rows_done<T: Float>(
             parallelism,
         );
     }
-    if let Some(done) = rows_done {
-        for_each_range(m, ROWS_DONE_MIN, done);
-    }
+    call_rows_done(rows_done, m, n);
     Ok(())
 }
 
-/// Rows per range from which the callback of [`gemm_then`] runs on several threads, when the
-/// product itself does not call it. The value is an estimate, not tuned by measurement.
-const ROWS_DONE_MIN: usize = 64;
+/// Calls `rows_done` (when given) on ranges that cover the `m` rows of a complete `m x n`
+/// product, split across the product threads when there are at least [`DONE_MIN`] values.
+fn call_rows_done(rows_done: Option<sgemm::RowsDone<'_>>, m: usize, n: usize) {
+    if let Some(done) = rows_done {
+        for_each_range(m, DONE_MIN.div_ceil(n.max(1)), done);
+    }
+}
+
+/// Values from which [`call_rows_done`] splits its ranges across threads, so that small
+/// outputs stay on the calling thread. The value is an estimate, not tuned by measurement.
+const DONE_MIN: usize = 1 << 15;
 
 #[cfg(test)]
 mod tests {
@@ -542,6 +558,19 @@ mod tests {
         }
         // Other types take the `gemm` crate, and the blocks come after the product.
         check_gemm_then::<f64>(301, 19, 5);
+    }
+
+    #[test]
+    fn gemm_then_finishes_rows_without_columns() {
+        let a = Array2::<f32>::ones((4, 3));
+        let b = Array2::<f32>::ones((3, 0));
+        let calls = std::sync::atomic::AtomicUsize::new(0);
+        let then = |first: usize, rows: &mut [f32]| {
+            assert_eq!((first, rows.len()), (0, 0));
+            calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        };
+        gemm_then(1.0, a.view(), b.view(), 0.0, &mut [], &then).unwrap();
+        assert_eq!(calls.into_inner(), 1);
     }
 
     #[test]

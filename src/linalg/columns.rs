@@ -46,7 +46,7 @@ const LINE: usize = 64;
 /// BENCHMARKS.md, aligning them took 16% off that network's batch-of-one latency.
 #[derive(Debug)]
 pub(crate) struct ColumnPanels<T> {
-    /// The panels from `values[start]` on, with room before them to reach a line boundary.
+    /// The panels from `values[start]` on, with padding before them to reach a line boundary.
     values: Vec<T>,
     /// Index of the first stored value in `values`.
     start: usize,
@@ -56,14 +56,14 @@ pub(crate) struct ColumnPanels<T> {
 }
 
 impl<T> ColumnPanels<T> {
-    /// Values of room kept before the panels, enough to reach the next line boundary.
-    fn room() -> usize {
+    /// Values of padding kept before the panels, enough to reach the next line boundary.
+    fn padding() -> usize {
         (LINE / std::mem::size_of::<T>()).max(1)
     }
 
-    /// Returns the panels, without the room around them.
+    /// Returns the panels, without the padding around them.
     fn stored(&self) -> &[T] {
-        let len = self.values.len() - Self::room();
+        let len = self.values.len() - Self::padding();
         &self.values[self.start..self.start + len]
     }
 }
@@ -87,10 +87,10 @@ impl<T: Float> ColumnPanels<T> {
 
     /// Allocates `len` zeros that begin on a line boundary, for a matrix of `rows x cols`.
     fn zeros(len: usize, rows: usize, cols: usize) -> Self {
-        let values = vec![T::zero(); len + Self::room()];
+        let values = vec![T::zero(); len + Self::padding()];
         // `align_offset` may in principle fail (usize::MAX). The panels then start unaligned,
         // which is slower but reads the same values.
-        let start = values.as_ptr().align_offset(LINE).min(Self::room());
+        let start = values.as_ptr().align_offset(LINE).min(Self::padding());
         ColumnPanels {
             values,
             start,
@@ -169,7 +169,7 @@ impl<T: Clone> Clone for ColumnPanels<T> {
         // The copy only sizes the new allocation. The panels are then written at its own
         // line boundary.
         let mut values = self.values.clone();
-        let start = values.as_ptr().align_offset(LINE).min(Self::room());
+        let start = values.as_ptr().align_offset(LINE).min(Self::padding());
         let stored = self.stored();
         values[start..start + stored.len()].clone_from_slice(stored);
         ColumnPanels {
@@ -489,7 +489,13 @@ mod tests {
             let _shift = vec![0u8; 4 * clones.len() + 4];
             clones.push(clones.last().unwrap().clone());
         }
-        for panels in std::iter::once(&original).chain(&clones) {
+        // So may new panels, after allocations of other sizes.
+        let mut fresh = Vec::new();
+        for size in 0..8 {
+            let _shift = vec![0u8; 16 * size + 8];
+            fresh.push(ColumnPanels::new(w.view()));
+        }
+        for panels in std::iter::once(&original).chain(&clones).chain(&fresh) {
             assert_eq!(panels.stored().as_ptr() as usize % LINE, 0);
             assert_eq!(panels.stored(), original.stored());
             let mut y = vec![0.0f32; 81];

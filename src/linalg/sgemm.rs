@@ -249,10 +249,10 @@ pub(crate) type RowsDone<'a> = &'a (dyn Fn(std::ops::Range<usize>) + Sync);
 /// drops the NaN that an infinite or NaN value of `A` times zero makes.
 ///
 /// With `rows_done`, it also calls that on ranges that cover the rows of `C`. A product split
-/// by rows, such as batch inference with the examples as rows, calls it on each block of
-/// [`MC`] rows. The thread that computed the block makes the call as soon as the block's last
-/// block of columns and of steps is summed. A product split by columns calls it after all
-/// chunks, split across the threads.
+/// by rows, such as batch inference with the examples as rows, calls it on blocks of at most
+/// [`MC`] rows from the start of each chunk. The thread that computed a block makes the call as
+/// soon as the block's last block of columns and of steps is summed. A product split by
+/// columns calls it after all chunks, split across the threads.
 ///
 /// # Safety
 ///
@@ -353,15 +353,11 @@ pub(crate) unsafe fn sgemm(
         // SAFETY: forwarded from the caller; the chunks' blocks of `C` are disjoint.
         unsafe { block(&product, rows, cols, done) };
     });
-    if let Some(done) = rows_done.filter(|_| by_columns) {
+    if by_columns {
         // No row is final before every chunk of columns is.
-        super::for_each_range(m, ROWS_DONE_MIN, done);
+        super::call_rows_done(rows_done, m, n);
     }
 }
-
-/// Rows per range from which [`sgemm`] splits its callback across threads after a
-/// product split by columns. The value is an estimate, not tuned by measurement.
-const ROWS_DONE_MIN: usize = 64;
 
 /// Grows this thread's packing buffers to the largest block they can hold. Done at once, and
 /// by each pool worker as it starts, so that no later product allocates: a worker may first
@@ -1666,6 +1662,72 @@ mod tests {
             };
         }
         c
+    }
+
+    #[test]
+    fn rows_done_gets_final_rows_on_two_threads() {
+        // Split by columns (wide), by rows (tall), and by rows over two blocks of steps, with
+        // two threads given whatever the machine has.
+        for (m, k, n) in [(64, 70, 512), (301, 19, 5), (400, 1100, 24)] {
+            if !super::available() {
+                eprintln!("skipped: this CPU cannot run sgemm");
+                return;
+            }
+            let a = filled(m, k, 40);
+            let b = filled(k, n, 41);
+            let want = product(a.view(), b.view(), 2, false);
+            let mut c = Array2::from_elem((m, n), f32::NAN);
+            let ptr = c.as_mut_ptr() as usize;
+            let ranges = std::sync::Mutex::new(Vec::new());
+            let done = |range: std::ops::Range<usize>| {
+                // SAFETY: the product is in place and `range` is final, so its rows are only
+                // read here, inside `c`.
+                let rows = unsafe {
+                    std::slice::from_raw_parts(
+                        (ptr as *const f32).add(range.start * n),
+                        range.len() * n,
+                    )
+                };
+                let final_rows = want.slice(ndarray::s![range.clone(), ..]);
+                assert_eq!(
+                    rows,
+                    final_rows.as_slice().unwrap(),
+                    "{m} x {k} x {n}: {range:?}"
+                );
+                ranges.lock().unwrap().push(range);
+            };
+            let out = Strided {
+                ptr: c.as_mut_ptr(),
+                row: n as isize,
+                col: 1,
+            };
+            let strided = |view: ArrayView2<'_, f32>| Strided {
+                ptr: view.as_ptr(),
+                row: view.strides()[0],
+                col: view.strides()[1],
+            };
+            // SAFETY: the views and `c` match the shapes and strides given.
+            unsafe {
+                super::sgemm(
+                    (m, n, k),
+                    1.0,
+                    strided(a.view()),
+                    strided(b.view()),
+                    0.0,
+                    out,
+                    2,
+                    false,
+                    Some(&done),
+                )
+            };
+            let mut ranges = ranges.into_inner().unwrap();
+            ranges.sort_by_key(|range| range.start);
+            let covered = ranges.iter().fold(0, |next, range| {
+                assert_eq!(range.start, next, "{m} x {k} x {n}: {range:?} out of turn");
+                range.end
+            });
+            assert_eq!(covered, m, "{m} x {k} x {n}");
+        }
     }
 
     #[test]

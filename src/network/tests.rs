@@ -50,6 +50,34 @@ fn forward_matches_layer_by_layer() {
 }
 
 #[test]
+fn training_forward_keeps_layer_bits() {
+    // Batch 256 splits the products by columns (examples), and batch 8 against 300 outputs
+    // is tall, split by rows. Both must give the bits of `Dense::forward`, layer by layer.
+    let mut rng = Rng::new(21);
+    let network = Network::<f32>::random(
+        &[20, 300, 40, 7],
+        &[Activation::Relu, Activation::Sigmoid, Activation::Softmax],
+        &mut rng,
+    )
+    .unwrap();
+    let mut cache = ForwardCache::new();
+    for batch in [8, 256] {
+        let x = Array2::from_shape_simple_fn((20, batch), || rng.normal() as f32);
+        network.forward_train(x.view(), &mut cache).unwrap();
+        let mut a = x;
+        for (index, layer) in network.layers().iter().enumerate() {
+            a = layer.forward(a.view()).unwrap();
+            assert_eq!(
+                cache.activation(index + 1),
+                a,
+                "batch {batch}, layer {}",
+                index + 1
+            );
+        }
+    }
+}
+
+#[test]
 fn cache_keeps_pre_activation_only_when_needed() {
     let mut rng = Rng::new(2);
     let network = Network::<f64>::random(
