@@ -282,8 +282,9 @@ mod avx512 {
     /// BENCHMARKS.md, with the panels on line boundaries, a 784-256-128-10 network's
     /// batch-of-one latency took 13 to 19% less time without prefetches than with the AVX2
     /// version's (eight columns ahead, five lines each). Four or sixteen columns ahead, or two
-    /// lines per column, gained less than none. The listed columns come in increasing order,
-    /// which the hardware prefetchers follow, and each prefetch takes a load slot.
+    /// lines per column, gained less than none. A likely reason, not measured: the listed
+    /// columns come in increasing order, which the hardware prefetchers can follow, and each
+    /// prefetch takes a load slot.
     ///
     /// # Safety
     ///
