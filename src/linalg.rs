@@ -311,8 +311,8 @@ pub(crate) fn gemm_then<T: Float>(
                 b.dim()
             ))
         })?;
-    let mut view =
-        ArrayViewMut2::from_shape((m, n), &mut c[..values]).expect("the slice holds m x n values");
+    let mut view = ArrayViewMut2::from_shape((m, n), &mut c[..values])
+        .expect("checked above: the slice has m x n values");
     // Taken from the view, through which the product also writes, so that neither pointer
     // invalidates the other.
     let rows = OutputRows(view.as_mut_ptr());
