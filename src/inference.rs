@@ -131,6 +131,19 @@ impl<T: Float> Network<T> {
         x: ArrayView2<'_, T>,
         buffers: &'b mut InferenceBuffers<T>,
     ) -> Result<ArrayView2<'b, T>> {
+        self.forward_packed(x, buffers, &[])
+    }
+
+    /// Computes what [`Network::forward_into`] does. With examples contiguous in memory,
+    /// layer `l` whose `packed[l - 1]` is given reads that copy of `W[l]^T` ([`linalg::pack_b`])
+    /// instead of packing the weights in each chunk of its product. `packed` is empty or has
+    /// one entry per layer, packed from this network's current weights.
+    pub(crate) fn forward_packed<'b>(
+        &self,
+        x: ArrayView2<'_, T>,
+        buffers: &'b mut InferenceBuffers<T>,
+        packed: &[Option<linalg::PackedB>],
+    ) -> Result<ArrayView2<'b, T>> {
         self.check_input(&x)?;
         let m = x.ncols();
         buffers.reserve(self, m);
@@ -142,7 +155,7 @@ impl<T: Float> Network<T> {
         if m == 1 && row_major {
             self.forward_column(x, buffers)?;
         } else {
-            self.forward_batch(x, buffers, examples_contiguous)?;
+            self.forward_batch(x, buffers, examples_contiguous, packed)?;
         }
 
         let last = self.layers().len() - 1;
@@ -163,12 +176,13 @@ impl<T: Float> Network<T> {
     /// With `examples_as_rows` (the examples are contiguous in memory, `X = rows.t()`), each
     /// layer computes `Z[l]^T = A[l-1]^T W[l]^T`, so that every layer output is `m x n[l]`,
     /// row-major, and the examples are read in place. Otherwise each layer output is
-    /// `n[l] x m`, row-major.
+    /// `n[l] x m`, row-major. There, `packed` is as for [`Network::forward_packed`].
     fn forward_batch(
         &self,
         x: ArrayView2<'_, T>,
         buffers: &mut InferenceBuffers<T>,
         examples_as_rows: bool,
+        packed: &[Option<linalg::PackedB>],
     ) -> Result<()> {
         let m = x.ncols();
         let shape = |n: usize| if examples_as_rows { (m, n) } else { (n, m) };
@@ -196,7 +210,9 @@ impl<T: Float> Network<T> {
                 let finish = |_: usize, rows: &mut [T]| {
                     add_bias_and_activate_examples(rows, bias, activation);
                 };
-                linalg::gemm_then(T::one(), input, layer.weights().t(), T::zero(), z, &finish)?;
+                let weights = layer.weights();
+                let packed = packed.get(index).and_then(Option::as_ref);
+                linalg::gemm_then(T::one(), input, weights.t(), T::zero(), z, &finish, packed)?;
             } else {
                 let mut z_view = ArrayViewMut2::from_shape(shape(n_out), &mut *z)
                     .expect("buffer sized by reserve");

@@ -37,6 +37,7 @@ use ndarray::{ArrayView2, ArrayViewMut2};
 use crate::error::{Error, Result};
 use crate::float::Float;
 
+pub(crate) use sgemm::PackedB;
 use sgemm::Strided;
 
 /// Returns whether `f32` products take this crate's own kernel (x86-64 with AVX2 and FMA),
@@ -272,12 +273,16 @@ pub(crate) fn gemm_finite_a<T: Float>(
     c: &mut ArrayViewMut2<'_, T>,
     a_finite: bool,
 ) -> Result<()> {
-    gemm_rows_done(alpha, a, b, beta, c, a_finite, None)
+    gemm_rows_done(alpha, a, b, None, beta, c, a_finite, None)
 }
 
 /// Computes `C = alpha A B + beta C` for a row-major `C` (`m x n`, `n = b.ncols()`, in the
 /// first `m n` values of `c`), and calls `then(first_row, rows)` on blocks of whole rows that
 /// cover `C`, each once its values are final. Values of `c` past `m n` are left unchanged.
+///
+/// `packed_b`, from [`pack_b`] on the same values as `b`, spares the `f32` product the packing
+/// of `B`, and gives the same bits. The caller must keep `b` unchanged since it was packed:
+/// the product reads the packed copy only.
 ///
 /// In `f32` with AVX2 and FMA, a product split by rows gives each block to `then` on the
 /// thread that computed it, while the block is still in cache. That is the case for tall
@@ -298,6 +303,7 @@ pub(crate) fn gemm_then<T: Float>(
     beta: T,
     c: &mut [T],
     then: &(dyn Fn(usize, &mut [T]) + Sync),
+    packed_b: Option<&PackedB>,
 ) -> Result<()> {
     let (m, n) = (a.nrows(), b.ncols());
     let len = c.len();
@@ -322,15 +328,40 @@ pub(crate) fn gemm_then<T: Float>(
         let block = unsafe { rows.rows(range.start * n..range.end * n) };
         then(range.start, block);
     };
-    gemm_rows_done(alpha, a, b, beta, &mut view, false, Some(&done))
+    gemm_rows_done(alpha, a, b, packed_b, beta, &mut view, false, Some(&done))
+}
+
+/// Returns `B` packed for the `f32` product ([`gemm_then`]'s `packed_b`), or `None` when `T` is
+/// not `f32`, the CPU lacks AVX2 and FMA, or `B` is empty.
+pub(crate) fn pack_b<T: Float>(b: ArrayView2<'_, T>) -> Option<PackedB> {
+    let (k, n) = b.dim();
+    if std::any::TypeId::of::<T>() != std::any::TypeId::of::<f32>()
+        || !sgemm::available()
+        || k == 0
+        || n == 0
+    {
+        return None;
+    }
+    let strided = Strided {
+        // `T` is `f32`, so this pointer points at `f32` values.
+        ptr: b.as_ptr().cast::<f32>(),
+        row: b.strides()[0],
+        col: b.strides()[1],
+    };
+    // SAFETY: the CPU has AVX2 and FMA, and the view is valid for `k x n` reads through its
+    // strides, both positive.
+    Some(unsafe { PackedB::new(strided, k, n) })
 }
 
 /// Computes what [`gemm_finite_a`] does, and calls `rows_done` (when given) once on ranges
-/// that cover the rows of `C`, each once its rows are final.
+/// that cover the rows of `C`, each once its rows are final. The `f32` product reads
+/// `packed_b` instead of packing `b` when given.
+#[allow(clippy::too_many_arguments)]
 fn gemm_rows_done<T: Float>(
     alpha: T,
     a: ArrayView2<'_, T>,
     b: ArrayView2<'_, T>,
+    packed_b: Option<&PackedB>,
     beta: T,
     c: &mut ArrayViewMut2<'_, T>,
     a_finite: bool,
@@ -389,6 +420,7 @@ fn gemm_rows_done<T: Float>(
                 alpha,
                 a,
                 b,
+                packed_b,
                 beta,
                 c,
                 threads(),
@@ -507,7 +539,8 @@ mod tests {
     }
 
     /// Runs [`gemm_then`] with `then` doubling each value and adding one, and checks that the
-    /// blocks cover every row once and that the result equals the product then the same map.
+    /// blocks cover every row once and that the result equals the product then the same map,
+    /// bit for bit, with `B` packed by [`pack_b`] and without.
     fn check_gemm_then<T: Float>(m: usize, k: usize, n: usize) {
         let mut rng = crate::rng::Rng::new((m * 31 + k * 7 + n) as u64);
         let a = Array2::from_shape_simple_fn((m, k), || T::of(rng.normal()));
@@ -515,14 +548,32 @@ mod tests {
         let mut want = Array2::from_elem((m, n), T::zero());
         gemm(T::one(), a.view(), b.t(), T::zero(), &mut want.view_mut()).unwrap();
         want.mapv_inplace(|v| v + v + T::one());
+        let packed = pack_b(b.t());
+        let is_f32 = std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>();
+        assert_eq!(
+            packed.is_some(),
+            is_f32 && sgemm_available() && k > 0 && n > 0
+        );
+        for packed in [None, packed.as_ref()] {
+            check_gemm_then_packed(a.view(), b.t(), packed, &want);
+        }
+    }
 
+    /// Checks what [`check_gemm_then`] does for one `packed_b`, against `want`.
+    fn check_gemm_then_packed<T: Float>(
+        a: ArrayView2<'_, T>,
+        b: ArrayView2<'_, T>,
+        packed: Option<&PackedB>,
+        want: &Array2<T>,
+    ) {
+        let (m, k, n) = (a.nrows(), a.ncols(), b.ncols());
         let mut got = vec![T::nan(); m * n];
         let blocks = std::sync::Mutex::new(Vec::new());
         let then = |first: usize, rows: &mut [T]| {
             rows.iter_mut().for_each(|v| *v = *v + *v + T::one());
             blocks.lock().unwrap().push(first..first + rows.len() / n);
         };
-        gemm_then(T::one(), a.view(), b.t(), T::zero(), &mut got, &then).unwrap();
+        gemm_then(T::one(), a, b, T::zero(), &mut got, &then, packed).unwrap();
 
         let mut blocks = blocks.into_inner().unwrap();
         blocks.sort_by_key(|range| range.start);
@@ -569,7 +620,7 @@ mod tests {
             assert_eq!((first, rows.len()), (0, 0));
             calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         };
-        gemm_then(1.0, a.view(), b.view(), 0.0, &mut [], &then).unwrap();
+        gemm_then(1.0, a.view(), b.view(), 0.0, &mut [], &then, None).unwrap();
         assert_eq!(calls.into_inner(), 1);
     }
 
@@ -578,7 +629,7 @@ mod tests {
         let a = Array2::<f32>::ones((4, 3));
         let b = Array2::<f32>::ones((3, 5));
         let mut c = vec![0.0f32; 19];
-        let result = gemm_then(1.0, a.view(), b.view(), 0.0, &mut c, &|_, _| {});
+        let result = gemm_then(1.0, a.view(), b.view(), 0.0, &mut c, &|_, _| {}, None);
         assert!(matches!(result, Err(Error::Shape(_))));
     }
 
