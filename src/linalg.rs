@@ -37,6 +37,8 @@ use ndarray::{ArrayView2, ArrayViewMut2};
 use crate::error::{Error, Result};
 use crate::float::Float;
 
+#[cfg(test)]
+pub(crate) use sgemm::PACKED_B_BLOCKS;
 pub(crate) use sgemm::PackedB;
 use sgemm::Strided;
 
@@ -348,8 +350,8 @@ pub(crate) fn pack_b<T: Float>(b: ArrayView2<'_, T>) -> Option<PackedB> {
         row: b.strides()[0],
         col: b.strides()[1],
     };
-    // SAFETY: the CPU has AVX2 and FMA, and the view is valid for `k x n` reads through its
-    // strides, both positive.
+    // SAFETY: the CPU has AVX2 and FMA, the view is valid for `k x n` reads through its
+    // strides, and `k` and `n` are positive.
     Some(unsafe { PackedB::new(strided, k, n) })
 }
 

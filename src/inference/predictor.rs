@@ -315,22 +315,29 @@ mod tests {
 
     #[test]
     fn packed_weights_keep_batch_bits() {
-        // Examples as rows, so that the batch path reads the packed weights. With 300 examples,
-        // the products are tall and split by rows.
+        // Examples as rows, so that the batch path reads the packed weights. With 1,200
+        // examples, every product is tall and split by rows on two threads.
         let network = network(17);
-        let rows = sparse_input(300, 784, 18);
+        let rows = sparse_input(1200, 784, 18);
         let want = forward_batch(&network, rows.t());
         let mut lazy = Predictor::new(&network);
         assert!(
             lazy.packed.is_none(),
             "a predictor for single examples packs nothing"
         );
-        let eager = Predictor::with_capacity(&network, 300);
+        let eager = Predictor::with_capacity(&network, 1200);
+        let available = crate::linalg::sgemm_available();
+        let blocks = || crate::linalg::PACKED_B_BLOCKS.with(std::cell::Cell::get);
         for mut predictor in [lazy.clone(), eager] {
+            let before = blocks();
             let got = predictor.predict(rows.t()).unwrap().to_owned();
             assert_eq!(got, want);
+            assert_eq!(
+                blocks() > before,
+                available,
+                "the products read the packed copy"
+            );
             let packed = predictor.packed.as_ref().expect("packed by a batch");
-            let available = crate::linalg::sgemm_available();
             assert!(packed.iter().all(|layer| layer.is_some() == available));
         }
         // The lazy predictor packs on its first batch.

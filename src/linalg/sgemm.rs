@@ -248,9 +248,10 @@ pub(crate) fn available() -> bool {
 /// that reads it, and a product split by rows, such as batch inference with the examples as
 /// rows, packs all of `B` once per chunk: eight times on two threads. A profile of
 /// `A^T W^T` for `W` 1,024 x 1,024 at batch 10,000 on two threads put 2.9% of the samples in
-/// `block_with`, where that packing is inlined.
+/// `block_with`, which holds the inlined packing and the rest of the blocking: an upper
+/// bound on what packing cost.
 ///
-/// The layout is that of the blocks: for each block of steps (of the size [`block`] picks), the
+/// The layout is that of the blocks: for each block of steps (of [`kc_max`] steps), the
 /// panels of all `n` columns in turn, each `kc x NR` values, the last padded with zeros. Block
 /// `(pc, jc)` then starts at `pc * panels * NR + jc * kc`, and its panels are those that
 /// [`pack_b`] would write for it. The values start on a 64-byte line, as a thread's own
@@ -345,9 +346,10 @@ pub(crate) type RowsDone<'a> = &'a (dyn Fn(std::ops::Range<usize>) + Sync);
 /// are left out. A broken promise does not cause undefined behaviour, but a skipped step then
 /// drops the NaN that an infinite or NaN value of `A` times zero makes.
 ///
-/// With `packed_b`, which must have the shape `k x n` and the values of `b`, the product reads
-/// its panels instead of packing `B`, and leaves out no zero steps of `B`. A `packed_b` of
-/// another shape is ignored.
+/// With `packed_b`, a copy of `b` packed by [`PackedB::new`], the product reads its panels
+/// instead of packing `B`, and leaves out no zero steps of `B`. A copy whose shape is not
+/// `k x n` is ignored: the kernels read whole panels through raw pointers, so that check is
+/// what keeps them inside the copy.
 ///
 /// With `rows_done`, it also calls that on ranges that cover the rows of `C`. A product split
 /// by rows, such as batch inference with the examples as rows, calls it on blocks of at most
@@ -374,6 +376,7 @@ pub(crate) unsafe fn sgemm(
     a_finite: bool,
     rows_done: Option<RowsDone<'_>>,
 ) {
+    // Reads stay inside the copy only when its shape is that of this `B`.
     let packed_b = packed_b.filter(|packed| packed.dim() == (k, n));
     let mut product = Product {
         k,
@@ -575,6 +578,13 @@ struct Buffers<'a> {
 /// value is an estimate from that cost, not tuned by measurement.
 const SKIP_FROM: usize = 16;
 
+#[cfg(test)]
+thread_local! {
+    /// Blocks that this thread read from a [`PackedB`], counted for the tests. The thread that
+    /// calls a product runs one of its chunks, so a test sees its own products here.
+    pub(crate) static PACKED_B_BLOCKS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
 /// Tiles that summed over a list of steps, counted for the tests.
 #[cfg(test)]
 static SKIPPED_TILES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
@@ -619,7 +629,11 @@ unsafe fn block_with(
             let kc = kc_max.min(k - pc);
             let a_stride = panel_stride(kc);
             let packed: &[f32] = match product.packed_b {
-                Some(packed_b) => packed_b.block(pc, jc, kc),
+                Some(packed_b) => {
+                    #[cfg(test)]
+                    PACKED_B_BLOCKS.with(|blocks| blocks.set(blocks.get() + 1));
+                    packed_b.block(pc, jc, kc)
+                }
                 None => {
                     let lists = product.skip_zeros.then_some((&mut *steps, &mut counts));
                     // SAFETY: the block lies inside `B`, and `packed` holds KC x NC values.
@@ -1838,17 +1852,21 @@ mod tests {
                 }
             }
         }
-        // A packed `B` of another shape is ignored.
-        let (a, b, other) = (filled(50, 40, 22), filled(40, 30, 23), filled(40, 31, 24));
-        let strided = Strided {
-            ptr: other.as_ptr(),
-            row: 31,
-            col: 1,
-        };
-        // SAFETY: as above.
-        let packed = unsafe { PackedB::new(strided, 40, 31) };
-        let got = product_packed(a.view(), b.view(), Some(&packed), 2, false);
-        assert_eq!(got, product(a.view(), b.view(), 2, false));
+        // A packed `B` of another shape is ignored: one more column (the same number of
+        // panels), and half the steps.
+        let (a, b) = (filled(50, 40, 22), filled(40, 30, 23));
+        for (k, n) in [(40, 31), (20, 30)] {
+            let other = filled(k, n, 24);
+            let strided = Strided {
+                ptr: other.as_ptr(),
+                row: n as isize,
+                col: 1,
+            };
+            // SAFETY: as above.
+            let packed = unsafe { PackedB::new(strided, k, n) };
+            let got = product_packed(a.view(), b.view(), Some(&packed), 2, false);
+            assert_eq!(got, product(a.view(), b.view(), 2, false), "{k} x {n}");
+        }
     }
 
     #[test]
