@@ -479,7 +479,11 @@ fn model_cases(model: &[u8]) -> Vec<Case> {
             &["evaluate", "--model", "absent.safetensors"],
             1,
         )
-        .stderr(&["absent.safetensors", "No such file"]),
+        .stderr(&[
+            "absent.safetensors",
+            "No such file",
+            "feedforward train --model absent.safetensors",
+        ]),
     ]
 }
 

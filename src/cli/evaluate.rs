@@ -31,7 +31,7 @@ pub fn recorded_spec(model: &Model) -> Option<DataSpec> {
 
 /// Runs `evaluate`.
 pub fn run(args: Args) -> Result<ExitCode> {
-    let model = Model::load(&args.model)?;
+    let model = super::load_model(&args.model)?;
     let (mut dataset, description) = data::load_for_evaluation(
         &args.data,
         recorded_spec(&model).as_ref(),

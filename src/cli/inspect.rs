@@ -4,7 +4,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use feedforward::model::Model;
 
 /// Options of `feedforward inspect`.
 #[derive(Debug, clap::Args)]
@@ -16,7 +15,7 @@ pub struct Args {
 
 /// Prints the layers, parameter count, cost, scaler, classes and training settings.
 pub fn run(args: Args) -> Result<ExitCode> {
-    let model = Model::load(&args.model)?;
+    let model = super::load_model(&args.model)?;
     println!("model: {}", args.model.display());
     println!("format version: {}", feedforward::model::FORMAT_VERSION);
     println!("{}", model.network);

@@ -84,6 +84,27 @@ pub fn run() -> ExitCode {
     }
 }
 
+/// Reads the model file of `evaluate`, `predict` and `inspect`. When the file does not exist,
+/// the error also says how to make one, since `--model` falls back to `model.safetensors`,
+/// which a user who has not trained yet does not have.
+fn load_model(path: &std::path::Path) -> anyhow::Result<feedforward::Model> {
+    feedforward::Model::load(path).map_err(|error| {
+        let missing = matches!(
+            &error,
+            feedforward::Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound
+        );
+        if missing {
+            anyhow::anyhow!(
+                "{error}; train a model first with `feedforward train --model {}`, or pass \
+                 --model with the path of an existing one",
+                path.display()
+            )
+        } else {
+            error.into()
+        }
+    })
+}
+
 /// Joins the error and its causes as `error: cause: cause`, leaving out a cause whose text
 /// already ends the message, since [`feedforward::Error::Io`] shows its source itself.
 fn describe(error: &anyhow::Error) -> String {

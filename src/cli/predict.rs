@@ -36,7 +36,7 @@ pub struct Args {
 
 /// Runs `predict`.
 pub fn run(args: Args) -> Result<ExitCode> {
-    let model = Model::load(&args.model)?;
+    let model = super::load_model(&args.model)?;
     let features = load_features(&args, &model)?;
     let outputs = model.predict(features.view())?;
     let csv = format_predictions(&model, outputs.view());
