@@ -85,8 +85,8 @@ pub fn run() -> ExitCode {
 }
 
 /// Reads the model file of `evaluate`, `predict` and `inspect`. When the file does not exist,
-/// the error also says how to make one, since `--model` falls back to `model.safetensors`,
-/// which a user who has not trained yet does not have.
+/// the error adds how to make one, since `--model` falls back to `model.safetensors`, which a
+/// user who has not trained yet does not have.
 fn load_model(path: &std::path::Path) -> anyhow::Result<feedforward::Model> {
     feedforward::Model::load(path).map_err(|error| {
         let missing = matches!(
@@ -95,7 +95,7 @@ fn load_model(path: &std::path::Path) -> anyhow::Result<feedforward::Model> {
         );
         if missing {
             anyhow::anyhow!(
-                "{error}; train a model first with `feedforward train --model {}`, or pass \
+                "{error}. Train a model first with `feedforward train --model {}`, or pass \
                  --model with the path of an existing one",
                 path.display()
             )
