@@ -641,6 +641,11 @@ fn gather_columns(input: ArrayViewMut2<'_, f32>, features: ArrayView2<'_, f32>, 
 /// (`m x n[0]`), computed in chunks of 1,024 examples that share one set of
 /// [`InferenceBuffers`].
 ///
+/// NOTE: a chunk of one example (all of `m = 1`, or a last chunk of one) takes the
+/// matrix-vector path of [`Network::forward_into`], whose sums can differ in the last bits from
+/// the same example in a larger chunk. [`crate::Predictor`] keeps those bits in `f32` with AVX2
+/// and FMA.
+///
 /// # Errors
 ///
 /// [`Error::Shape`] when the feature count differs from the network's inputs.

@@ -23,19 +23,20 @@ use crate::network::Network;
 ///
 /// Batches of more than one column take the path of [`Network::forward_into`]. In `f32` on
 /// x86-64 with AVX2 and FMA, the predictor also keeps each `W[l]^T` packed as the matrix
-/// product reads it, so that a batch whose examples are contiguous in memory (`X = rows.t()`)
-/// does not pack the weights in each chunk of each product. The product then sums in the same
+/// product reads it. A batch whose examples are contiguous in memory (`X = rows.t()`) then
+/// does not pack the weights in each chunk of each product. The product sums in the same
 /// order, so the bits are those of [`Network::forward_into`]. On the Ice Lake server of
 /// BENCHMARKS.md, at batch 10,000 on two threads, that took 1.5 to 3.5% off the time of
-/// 784-1024-1024-10 and 1.5 to 3% off that of 784-256-128-10, and changed neither on one
-/// thread, where the product packed the weights only once anyway.
+/// 784-1024-1024-10 and 1.5 to 3% off that of 784-256-128-10. On one thread it changed
+/// neither, because the product packed the weights only once anyway.
 ///
 /// The predictor borrows the network, so the network cannot change while the predictor lives,
 /// and the copy cannot go stale. The copy takes as much memory as the weights, plus up to 7
 /// rows of zeros per layer, because each layer's outputs are stored in panels of 64 and the
 /// last panel is rounded up to a multiple of 8. The packed copy for batches takes as much
 /// again, plus up to 15 columns of zeros per layer. It is made by the first batch of more than
-/// one column, or at once by [`Predictor::with_capacity`] for a `batch` above one.
+/// one column with contiguous examples, or at once by [`Predictor::with_capacity`] for a
+/// `batch` above one.
 ///
 /// Numerics, in `f32` on x86-64 with AVX2 and FMA: each output is summed in the same order and
 /// with the same rounding as the matrix product of a larger batch, for layers of up to 1,024
@@ -67,7 +68,7 @@ pub struct Predictor<'n, T> {
     /// Indices of the inputs a layer sums, rebuilt for each layer.
     columns: Vec<u32>,
     /// `W[l]^T` of each layer packed for the matrix product (`None` where the product does not
-    /// take a packed copy), made for the first batch of more than one column.
+    /// take a packed copy), made for the first batch that reads it.
     packed: Option<Vec<Option<PackedB>>>,
 }
 
@@ -141,7 +142,10 @@ impl<'n, T: Float> Predictor<'n, T> {
     /// [`crate::Error::Shape`] when `X` does not have `n[0]` rows.
     pub fn predict(&mut self, x: ArrayView2<'_, T>) -> Result<ArrayView2<'_, T>> {
         if x.ncols() != 1 {
-            self.pack_weights();
+            // Only a batch with contiguous examples reads the packed copy.
+            if x.ncols() > 1 && x.strides()[0] == 1 {
+                self.pack_weights();
+            }
             let packed = self.packed.as_deref().unwrap_or_default();
             return self.network.forward_packed(x, &mut self.buffers, packed);
         }
@@ -340,7 +344,17 @@ mod tests {
             let packed = predictor.packed.as_ref().expect("packed by a batch");
             assert!(packed.iter().all(|layer| layer.is_some() == available));
         }
-        // The lazy predictor packs on its first batch.
+        // A batch whose examples are the columns of a row-major array does not read the copy,
+        // so the lazy predictor still packs nothing.
+        let columns = rows.t().as_standard_layout().into_owned();
+        let got = lazy.predict(columns.view()).unwrap().to_owned();
+        assert_eq!(got, want);
+        assert!(
+            lazy.packed.is_none(),
+            "packed for a batch that does not read it"
+        );
+
+        // The lazy predictor packs on its first batch with contiguous examples.
         let got = lazy.predict(rows.t()).unwrap().to_owned();
         assert_eq!(got, want);
         assert!(lazy.packed.is_some());

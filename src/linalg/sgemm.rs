@@ -245,8 +245,8 @@ pub(crate) fn available() -> bool {
 /// multiplies by the same `B` many times, such as the weights in batch inference.
 ///
 /// A product otherwise packs each block of `B` ([`KC`] x [`NC`] values at most) in every chunk
-/// that reads it, and a product split by rows, such as batch inference with the examples as
-/// rows, packs all of `B` once per chunk: eight times on two threads. A profile of
+/// that reads it. A product split by rows, such as batch inference with the examples as rows,
+/// therefore packs all of `B` once per chunk: eight times on two threads. A profile of
 /// `A^T W^T` for `W` 1,024 x 1,024 at batch 10,000 on two threads put 2.9% of the samples in
 /// `block_with`, which holds the inlined packing and the rest of the blocking: an upper
 /// bound on what packing cost.
@@ -581,7 +581,7 @@ const SKIP_FROM: usize = 16;
 #[cfg(test)]
 thread_local! {
     /// Blocks that this thread read from a [`PackedB`], counted for the tests. The thread that
-    /// calls a product runs one of its chunks, so a test sees its own products here.
+    /// calls a product runs one of its chunks, so this count includes the calling test's own.
     pub(crate) static PACKED_B_BLOCKS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
@@ -1766,6 +1766,23 @@ mod tests {
         product_packed(a, b, None, threads, a_finite)
     }
 
+    /// Returns the pointer and strides of `view`.
+    fn strided(view: ArrayView2<'_, f32>) -> Strided<*const f32> {
+        Strided {
+            ptr: view.as_ptr(),
+            row: view.strides()[0],
+            col: view.strides()[1],
+        }
+    }
+
+    /// Packs `b` with [`PackedB::new`]. The caller checks that the CPU runs [`super::sgemm`].
+    fn pack(b: ArrayView2<'_, f32>) -> PackedB {
+        assert!(super::available(), "packing needs a CPU that runs sgemm");
+        let (k, n) = b.dim();
+        // SAFETY: the CPU runs sgemm, and `strided(b)` matches the view, whose shape is k x n.
+        unsafe { PackedB::new(strided(b), k, n) }
+    }
+
     /// Computes what [`product`] does, passing `packed_b` to [`super::sgemm`].
     fn product_packed(
         a: ArrayView2<'_, f32>,
@@ -1777,11 +1794,6 @@ mod tests {
         let (m, k) = a.dim();
         let n = b.ncols();
         let mut c = Array2::from_elem((m, n), f32::NAN);
-        let strided = |view: ArrayView2<'_, f32>| Strided {
-            ptr: view.as_ptr(),
-            row: view.strides()[0],
-            col: view.strides()[1],
-        };
         let out = Strided {
             ptr: c.as_mut_ptr(),
             row: n as isize,
@@ -1833,18 +1845,10 @@ mod tests {
             } else {
                 stored.view()
             };
-            let strided = Strided {
-                ptr: b.as_ptr(),
-                row: b.strides()[0],
-                col: b.strides()[1],
-            };
-            // SAFETY: the CPU runs sgemm, and `strided` matches the view `b`.
-            let packed = unsafe { PackedB::new(strided, k, n) };
+            let packed = pack(b);
             for packed in [packed.clone(), packed] {
-                assert_eq!(
-                    packed.values.as_ptr().wrapping_add(packed.start) as usize % 64,
-                    0
-                );
+                let first = packed.values.as_ptr().wrapping_add(packed.start);
+                assert_eq!(first as usize % 64, 0, "{m} x {k} x {n}: panels off a line");
                 for threads in [1, 2] {
                     let want = product(a.view(), b, threads, false);
                     let got = product_packed(a.view(), b, Some(&packed), threads, false);
@@ -1856,14 +1860,7 @@ mod tests {
         // panels), and half the steps.
         let (a, b) = (filled(50, 40, 22), filled(40, 30, 23));
         for (k, n) in [(40, 31), (20, 30)] {
-            let other = filled(k, n, 24);
-            let strided = Strided {
-                ptr: other.as_ptr(),
-                row: n as isize,
-                col: 1,
-            };
-            // SAFETY: as above.
-            let packed = unsafe { PackedB::new(strided, k, n) };
+            let packed = pack(filled(k, n, 24).view());
             let got = product_packed(a.view(), b.view(), Some(&packed), 2, false);
             assert_eq!(got, product(a.view(), b.view(), 2, false), "{k} x {n}");
         }
